@@ -1,0 +1,25 @@
+//! berth: a single-node, Kubernetes-style container orchestrator appliance.
+//!
+//! Modules in reading order, and the rules for what may depend on what:
+//!
+//! - [`api`]: object kinds (k8s-openapi types), the resource registry, admission (strict
+//!   decoding, defaulting, validation), `metav1.Status` errors, selectors, patches, tables,
+//!   watch events. Depends on nothing internal.
+//! - [`store`]: the only code that opens LMDB. One write gate, a global revision used as
+//!   every object's `resourceVersion`, a bounded change history for watches. Depends on `api`.
+//! - [`server`]: the Kubernetes-shaped REST API over HTTP/1.1 on a Unix socket; peer
+//!   credentials decide who may write. Maps errors to Status exactly once. Depends on `api`
+//!   and `store`.
+//! - [`controllers`]: reconcilers over the store (in-process, through the same gate as the
+//!   API). Depend only on `api` and `store`.
+//! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
+//! - [`client`]: the typed API client over the socket. Depends on `api`.
+//! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod controllers;
+pub mod daemon;
+pub mod server;
+pub mod store;
