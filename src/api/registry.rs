@@ -244,6 +244,13 @@ pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static Re
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
+/// Looks a kind up by `plural.group` (`deployments.apps`, `pods`), as the store keys it.
+pub fn by_group_resource(group_resource: &str) -> Option<&'static ResourceType> {
+    REGISTRY
+        .iter()
+        .find(|r| r.group_resource() == group_resource)
+}
+
 /// Resolves what a user types (`po`, `pod`, `pods`, `Pod`, `deployments.apps`) to a kind.
 pub fn resolve(name: &str) -> Option<&'static ResourceType> {
     let lower = name.to_ascii_lowercase();
