@@ -1,1 +1,338 @@
-//! (being written)
+//! The composition root: configuration → state-dir lock → store → API server (and
+//! controllers) → graceful shutdown.
+//!
+//! The daemon refuses to start when another daemon holds the state directory (an exclusive
+//! `flock` on `<state-dir>/daemon.lock`, held for the whole life of the process), creates the
+//! socket with mode 0660 and group `berth` when that group exists, tells systemd `READY=1`
+//! once the socket accepts, and stops on SIGTERM or SIGINT.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::registry;
+use crate::server::{ApiServer, ServerConfig};
+use crate::store::{Store, StoreError, StoreOptions};
+
+/// Default location of the state (LMDB, later images and volumes).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/berth";
+/// Default API socket.
+pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+/// Default configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/berth/config.yaml";
+
+/// The daemon's configuration (`/etc/berth/config.yaml`; flags override it).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Config {
+    /// Where berth keeps its state.
+    pub state_dir: PathBuf,
+    /// The API socket.
+    pub socket: PathBuf,
+    /// Permission bits of the socket, as an octal string ("0660").
+    pub socket_mode: String,
+    /// Members of this group may change objects (root always may).
+    pub group: String,
+    /// Revisions of change history kept for watches to resume from.
+    pub watch_history: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            socket_mode: "0660".to_string(),
+            group: "berth".to_string(),
+            watch_history: 10_000,
+        }
+    }
+}
+
+/// Errors that stop the daemon from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot read the configuration {}: {source}", .path.display())]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {}: {message}", .path.display())]
+    ConfigInvalid { path: PathBuf, message: String },
+    #[error("another berth daemon{} is using {}; stop it first (systemctl stop berth)", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), .state_dir.display())]
+    Locked {
+        state_dir: PathBuf,
+        pid: Option<u32>,
+    },
+    #[error("cannot prepare {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot bootstrap namespace {name}: {message}")]
+    Bootstrap { name: String, message: String },
+}
+
+impl Config {
+    /// Loads a configuration file. A missing file at the default path means defaults; a
+    /// missing file named explicitly is an error.
+    pub fn load(path: &Path, explicit: bool) -> Result<Config, DaemonError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Config::default());
+            }
+            Err(source) => {
+                return Err(DaemonError::ConfigRead {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let config: Config =
+            serde_yaml::from_str(&text).map_err(|e| DaemonError::ConfigInvalid {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        config
+            .socket_mode_bits()
+            .map_err(|message| DaemonError::ConfigInvalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        Ok(config)
+    }
+
+    /// `socket_mode` as permission bits.
+    pub fn socket_mode_bits(&self) -> Result<u32, String> {
+        u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| {
+                format!(
+                    "socketMode: \"{}\" is not an octal permission like \"0660\"",
+                    self.socket_mode
+                )
+            })
+    }
+}
+
+/// Holds the exclusive lock on the state directory for as long as it lives.
+pub struct StateLock {
+    _file: nix::fcntl::Flock<File>,
+}
+
+/// Takes the state-dir lock, or says who holds it.
+pub fn lock_state_dir(state_dir: &Path) -> Result<StateLock, DaemonError> {
+    let io = |source| DaemonError::Io {
+        path: state_dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(state_dir).map_err(io)?;
+    let path = state_dir.join("daemon.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DaemonError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut locked) => {
+            let _ = locked.set_len(0);
+            let _ = writeln!(locked, "{}", std::process::id());
+            Ok(StateLock { _file: locked })
+        }
+        Err((_, _)) => {
+            let pid = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            Err(DaemonError::Locked {
+                state_dir: state_dir.to_path_buf(),
+                pid,
+            })
+        }
+    }
+}
+
+/// Tells systemd (when it started us with `NOTIFY_SOCKET`) about our state.
+pub fn sd_notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let result = if let Some(abstract_name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
+            .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
+    } else {
+        sock.send_to(state.as_bytes(), &path)
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
+}
+
+/// The namespaces that exist from the first start.
+pub const BOOTSTRAP_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn bootstrap(store: &Store) -> Result<(), DaemonError> {
+    let rt = registry::by_kind("v1", "Namespace").ok_or_else(|| DaemonError::Bootstrap {
+        name: "-".into(),
+        message: "Namespace is not registered".into(),
+    })?;
+    for name in BOOTSTRAP_NAMESPACES {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match store.create(rt, None, ns, false) {
+            Ok(_) => tracing::info!(namespace = name, "created namespace"),
+            Err(StoreError::Api(crate::api::ApiError::AlreadyExists(_))) => {}
+            Err(e) => {
+                return Err(DaemonError::Bootstrap {
+                    name: name.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the socket: parent directory, stale file removed, mode and group set.
+fn bind_socket(
+    config: &Config,
+) -> Result<(tokio::net::UnixListener, Option<(String, u32)>), DaemonError> {
+    let path = &config.socket;
+    let io = |source| DaemonError::Io {
+        path: path.clone(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    // We hold the state lock, so a socket file left here is from a daemon that died.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(io)?;
+    let mode = config
+        .socket_mode_bits()
+        .map_err(|message| DaemonError::ConfigInvalid {
+            path: PathBuf::from("socketMode"),
+            message,
+        })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    let group = nix::unistd::Group::from_name(&config.group).ok().flatten();
+    let write_group = match group {
+        Some(g) => {
+            std::os::unix::fs::chown(path, None, Some(g.gid.as_raw())).map_err(io)?;
+            Some((g.name, g.gid.as_raw()))
+        }
+        None => {
+            tracing::warn!(group = %config.group, "group does not exist: only root may change objects (create it with: groupadd {})", config.group);
+            None
+        }
+    };
+    Ok((listener, write_group))
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let _lock = lock_state_dir(&config.state_dir)?;
+    let store_opts = StoreOptions {
+        history_limit: config.watch_history.max(1),
+        ..Default::default()
+    };
+    let state = config.state_dir.join("state");
+    let store = Arc::new(tokio::task::block_in_place(|| {
+        Store::open(&state, store_opts)
+    })?);
+    tokio::task::block_in_place(|| bootstrap(&store))?;
+    let (listener, write_group) = bind_socket(&config)?;
+    let server = ApiServer::new(store.clone(), ServerConfig { write_group });
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let controllers = crate::controllers::start(store.clone(), shutdown_rx.clone());
+    let serving = tokio::spawn(server.serve(listener, shutdown_rx));
+    tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "berth daemon ready");
+    sd_notify("READY=1");
+    wait_for_signal().await;
+    sd_notify("STOPPING=1");
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    let _ = serving.await;
+    for c in controllers {
+        let _ = c.await;
+    }
+    let _ = std::fs::remove_file(&config.socket);
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stopping");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_refuses_unknown_keys_and_bad_modes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, "stateDir: /tmp/x\nsocketMod: \"0600\"\n").expect("write");
+        let e = Config::load(&p, true).expect_err("typo").to_string();
+        assert!(e.contains("socketMod"), "{e}");
+        std::fs::write(&p, "socketMode: \"0999\"\n").expect("write");
+        let e = Config::load(&p, true).expect_err("bad mode").to_string();
+        assert!(e.contains("0999"), "{e}");
+        std::fs::write(&p, "socketMode: \"0666\"\ngroup: wheel\n").expect("write");
+        let c = Config::load(&p, true).expect("valid");
+        assert_eq!(c.socket_mode_bits(), Ok(0o666));
+        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert!(Config::load(&dir.path().join("missing"), false).is_ok());
+        assert!(Config::load(&dir.path().join("missing"), true).is_err());
+    }
+
+    #[test]
+    fn second_lock_on_a_state_dir_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _first = lock_state_dir(dir.path()).expect("first");
+        let e = lock_state_dir(dir.path())
+            .err()
+            .expect("second must fail")
+            .to_string();
+        assert!(e.contains("another berth daemon"), "{e}");
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+    }
+}

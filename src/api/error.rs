@@ -169,6 +169,9 @@ pub enum ApiError {
         object: ObjectRef,
         causes: Vec<FieldError>,
     },
+    /// A path that names nothing (no object to name in the message).
+    #[error("{message}")]
+    NotFoundPath { message: String },
     #[error("{message}")]
     BadRequest { message: String },
     #[error("{message}")]
@@ -219,7 +222,7 @@ impl ApiError {
     /// HTTP status code.
     pub fn code(&self) -> u16 {
         match self {
-            ApiError::NotFound(_) => 404,
+            ApiError::NotFound(_) | ApiError::NotFoundPath { .. } => 404,
             ApiError::AlreadyExists(_) | ApiError::Conflict { .. } => 409,
             ApiError::Invalid { .. } => 422,
             ApiError::BadRequest { .. } => 400,
@@ -238,7 +241,7 @@ impl ApiError {
     /// The Status `reason`.
     pub fn reason(&self) -> &'static str {
         match self {
-            ApiError::NotFound(_) => "NotFound",
+            ApiError::NotFound(_) | ApiError::NotFoundPath { .. } => "NotFound",
             ApiError::AlreadyExists(_) => "AlreadyExists",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
@@ -300,6 +303,7 @@ impl ApiError {
             name: details["name"].as_str().unwrap_or_default().to_string(),
         };
         match status["reason"].as_str().unwrap_or_default() {
+            "NotFound" if object.name.is_empty() => ApiError::NotFoundPath { message },
             "NotFound" => ApiError::NotFound(object),
             "AlreadyExists" => ApiError::AlreadyExists(object),
             "Conflict" => {

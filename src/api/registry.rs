@@ -85,6 +85,12 @@ pub struct ResourceType {
     pub admit: AdmitFn,
 }
 
+impl PartialEq for ResourceType {
+    fn eq(&self, other: &Self) -> bool {
+        self.api_version == other.api_version && self.kind == other.kind
+    }
+}
+
 impl ResourceType {
     /// `deployments.apps`, or `pods` for the core group.
     pub fn group_resource(&self) -> String {

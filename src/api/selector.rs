@@ -30,6 +30,12 @@ impl LabelSelector {
     }
 }
 
+impl std::fmt::Display for LabelSelector {
+    fn fmt(&self, _f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldSelector {}
 

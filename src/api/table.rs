@@ -27,3 +27,22 @@ pub fn columns(_rt: &ResourceType) -> Vec<Column> {
 pub fn row(_rt: &ResourceType, obj: &Value, _now: Timestamp) -> Vec<Value> {
     vec![obj["metadata"]["name"].clone()]
 }
+
+pub fn table_object(
+    _rt: &ResourceType,
+    objs: &[Value],
+    _now: Timestamp,
+    _include_object: bool,
+) -> Value {
+    serde_json::json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "rows": objs})
+}
+
+pub fn render_text(
+    _columns: &[Column],
+    rows: &[Vec<Value>],
+    _wide: bool,
+    _with_namespace: bool,
+    _namespaces: &[String],
+) -> String {
+    rows.iter().map(|r| format!("{r:?}\n")).collect()
+}

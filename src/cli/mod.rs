@@ -1,1 +1,222 @@
-//! (being written)
+//! The `berth` command line. Talks to the daemon only through [`crate::client`].
+
+mod apply;
+mod get;
+pub mod manifest;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::api::registry::{self, ResourceType};
+use crate::client::{Client, ClientError};
+
+/// berth: Kubernetes workloads on one homelab server.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, long_about = None, arg_required_else_help = true)]
+pub struct Cli {
+    /// The daemon's API socket (default: $BERTH_SOCKET, else /run/berth/berth.sock).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the berth daemon (API server, store, controllers).
+    Daemon(DaemonArgs),
+    /// Create or update objects from manifests.
+    Apply(ApplyArgs),
+    /// Show objects as a table, YAML, JSON or names.
+    Get(GetArgs),
+    /// Show an object in detail, with its events.
+    Describe(DescribeArgs),
+    /// Delete objects by name or by manifest.
+    Delete(DeleteArgs),
+    /// Show events, newest last.
+    Events(EventsArgs),
+    /// Show the client and server versions.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// State directory (overrides the configuration).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Manifest file, directory (recursive) or - for standard input; repeatable.
+    #[arg(short = 'f', long = "filename", required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Namespace for objects that do not name one.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Check everything with the server and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Wide,
+    Yaml,
+    Json,
+    Name,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Kind (pods, po, deploy, svc, …; comma-separated for several; `all`).
+    pub kind: String,
+    /// Names of objects to show (default: all).
+    pub names: Vec<String>,
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Label selector, e.g. app=web,tier!=db.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Field selector, e.g. status.phase=Running.
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    #[arg(short, long, value_enum)]
+    pub output: Option<Output>,
+    /// After listing, watch for changes.
+    #[arg(short, long)]
+    pub watch: bool,
+    /// Leave out the header line.
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    pub kind: String,
+    pub names: Vec<String>,
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cascade {
+    Background,
+    Foreground,
+    Orphan,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kind, then names (or use -f).
+    pub args: Vec<String>,
+    /// Delete the objects in these manifests.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// What happens to objects this one owns.
+    #[arg(long, value_enum, default_value = "background")]
+    pub cascade: Cascade,
+    /// Wait until the objects are gone.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Do not fail when an object does not exist.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Only events of this object (KIND/NAME).
+    #[arg(long = "for", value_name = "KIND/NAME")]
+    pub for_object: Option<String>,
+    /// After listing, watch for new events.
+    #[arg(short, long)]
+    pub watch: bool,
+}
+
+/// A command's failure: printed as `error: …` with exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Manifest(#[from] manifest::ManifestError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Resolves a kind the user typed, with kubectl's message when unknown.
+pub fn resolve_kind(name: &str) -> Result<&'static ResourceType, CliError> {
+    registry::resolve(name).ok_or_else(|| {
+        CliError::Usage(format!(
+            "the server doesn't have a resource type \"{name}\" (known: {})",
+            registry::REGISTRY
+                .iter()
+                .map(|r| r.plural)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+/// The namespace to use: the flag, else `default`.
+pub fn namespace_or_default(flag: &Option<String>) -> String {
+    flag.clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// Runs a client command; returns the process exit code.
+pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
+    let client = Client::from_flag(socket.as_deref());
+    let result = match command {
+        Command::Apply(a) => apply::apply(&client, a).await,
+        Command::Get(a) => get::get(&client, a).await,
+        Command::Describe(a) => get::describe(&client, a).await,
+        Command::Delete(a) => apply::delete(&client, a).await,
+        Command::Events(a) => get::events(&client, a).await,
+        Command::Version => version(&client).await,
+        Command::Daemon(_) => Err(CliError::Usage(
+            "berth daemon is not a client command".into(),
+        )),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+async fn version(client: &Client) -> Result<(), CliError> {
+    println!("Client Version: v{}", env!("CARGO_PKG_VERSION"));
+    let v = client.version().await?;
+    println!(
+        "Server Version: {}",
+        v["gitVersion"].as_str().unwrap_or("unknown")
+    );
+    Ok(())
+}

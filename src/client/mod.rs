@@ -1,1 +1,441 @@
-//! (being written)
+//! The typed API client: HTTP/1.1 over the daemon's Unix socket. The CLI and the TUI talk
+//! to berth only through this.
+//!
+//! The socket is found through `--socket`, else `BERTH_SOCKET`, else the default path.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, CONTENT_TYPE};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+use crate::api::patch::PatchType;
+use crate::api::registry::ResourceType;
+use crate::api::watch::WatchEvent;
+use crate::api::{ApiError, meta};
+
+/// The default socket of a system daemon.
+pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+
+/// Errors of the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the berth daemon at {}: {hint}", .socket.display())]
+    Connect {
+        socket: PathBuf,
+        hint: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("talking to the berth daemon at {} failed: {source}", .socket.display())]
+    Http {
+        socket: PathBuf,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("the berth daemon sent an unreadable answer ({status}): {message}")]
+    Decode { status: u16, message: String },
+}
+
+/// A client for one daemon socket. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+    dry_run: bool,
+}
+
+/// A list response: the items and the revision to watch from.
+#[derive(Debug, Clone)]
+pub struct List {
+    pub items: Vec<Value>,
+    pub resource_version: String,
+}
+
+/// Options of list and watch calls.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+}
+
+impl Client {
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        Client {
+            socket: socket.into(),
+            dry_run: false,
+        }
+    }
+
+    /// A client whose writes are server-side dry runs (`dryRun=All`): checked, not stored.
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// The socket from a flag, else `BERTH_SOCKET`, else the default.
+    pub fn from_flag(flag: Option<&Path>) -> Self {
+        let socket = flag
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                std::env::var_os("BERTH_SOCKET")
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+        Client::new(socket)
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<Incoming>, ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|source| {
+            let hint = match source.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                    "is the daemon running? start it with: systemctl start berth (or berth daemon)".to_string()
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    "permission denied; add yourself to the berth group (sudo usermod -aG berth $USER, then log in again)".to_string()
+                }
+                _ => source.to_string(),
+            };
+            ClientError::Connect { socket: self.socket.clone(), hint, source }
+        })?;
+        let http = |source| ClientError::Http {
+            socket: self.socket.clone(),
+            source,
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(http)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        sender.send_request(req).await.map_err(http)
+    }
+
+    /// Sends a request and returns the JSON answer, or the Status error it carried.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, ClientError> {
+        let path = if self.dry_run && method != Method::GET {
+            format!(
+                "{path}{}dryRun=All",
+                if path.contains('?') { '&' } else { '?' }
+            )
+        } else {
+            path.to_string()
+        };
+        let path = path.as_str();
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "berth")
+            .header(ACCEPT, "application/json");
+        if let Some(ct) = content_type {
+            builder = builder.header(CONTENT_TYPE, ct);
+        }
+        let req = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Decode {
+                status: 0,
+                message: format!("bad request path {path}: {e}"),
+            })?;
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|source| ClientError::Http {
+                socket: self.socket.clone(),
+                source,
+            })?
+            .to_bytes();
+        decode(status, &bytes)
+    }
+
+    pub async fn version(&self) -> Result<Value, ClientError> {
+        self.request(Method::GET, "/version", None, None).await
+    }
+
+    pub async fn get(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ClientError> {
+        self.request(Method::GET, &object_path(rt, ns, name), None, None)
+            .await
+    }
+
+    pub async fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<List, ClientError> {
+        let path = with_query(&rt.collection_path(ns), &list_query(opts, &[]));
+        let v = self.request(Method::GET, &path, None, None).await?;
+        let items = v
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(List {
+            items,
+            resource_version: meta::resource_version(&v).to_string(),
+        })
+    }
+
+    pub async fn create(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        obj: &Value,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::to_vec(obj).unwrap_or_default();
+        self.request(
+            Method::POST,
+            &rt.collection_path(ns),
+            Some("application/json"),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn replace(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        obj: &Value,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::to_vec(obj).unwrap_or_default();
+        self.request(
+            Method::PUT,
+            &object_path(rt, ns, name),
+            Some("application/json"),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn patch(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        kind: PatchType,
+        patch: &Value,
+    ) -> Result<Value, ClientError> {
+        let ct = match kind {
+            PatchType::Json => "application/json-patch+json",
+            PatchType::Merge => "application/merge-patch+json",
+            PatchType::Strategic => "application/strategic-merge-patch+json",
+            PatchType::Apply => "application/apply-patch+yaml",
+        };
+        let body = serde_json::to_vec(patch).unwrap_or_default();
+        self.request(
+            Method::PATCH,
+            &object_path(rt, ns, name),
+            Some(ct),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Deletes an object; `propagation` is Kubernetes' `propagationPolicy`.
+    pub async fn delete(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        propagation: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let body = propagation
+            .map(|p| serde_json::to_vec(&json!({"propagationPolicy": p})).unwrap_or_default());
+        self.request(
+            Method::DELETE,
+            &object_path(rt, ns, name),
+            Some("application/json"),
+            body,
+        )
+        .await
+    }
+
+    /// Opens a watch from `resource_version` ("" = current state first, as ADDED events).
+    pub async fn watch(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        opts: &ListOptions,
+        resource_version: &str,
+    ) -> Result<Watch, ClientError> {
+        let extra = [("watch", "true"), ("resourceVersion", resource_version)];
+        let path = with_query(&rt.collection_path(ns), &list_query(opts, &extra));
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path.as_str())
+            .header("host", "berth")
+            .header(ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Decode {
+                status: 0,
+                message: format!("bad request path {path}: {e}"),
+            })?;
+        let resp = self.send(req).await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|source| ClientError::Http {
+                    socket: self.socket.clone(),
+                    source,
+                })?
+                .to_bytes();
+            return Err(match decode(status, &bytes) {
+                Err(e) => e,
+                Ok(_) => ClientError::Decode {
+                    status: status.as_u16(),
+                    message: "watch refused".to_string(),
+                },
+            });
+        }
+        Ok(Watch {
+            body: resp.into_body(),
+            buf: Vec::new(),
+            socket: self.socket.clone(),
+        })
+    }
+}
+
+/// A stream of watch events.
+pub struct Watch {
+    body: Incoming,
+    buf: Vec<u8>,
+    socket: PathBuf,
+}
+
+impl Watch {
+    /// The next event; `None` when the server ended the stream.
+    pub async fn next(&mut self) -> Option<Result<WatchEvent, ClientError>> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let raw: Value = match serde_json::from_slice(&line) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return Some(Err(ClientError::Decode {
+                            status: 200,
+                            message: e.to_string(),
+                        }));
+                    }
+                };
+                if raw["type"] == "ERROR" {
+                    return Some(Err(ApiError::from_status(&raw["object"]).into()));
+                }
+                return Some(
+                    serde_json::from_value(raw).map_err(|e| ClientError::Decode {
+                        status: 200,
+                        message: e.to_string(),
+                    }),
+                );
+            }
+            match self.body.frame().await {
+                None => return None,
+                Some(Err(source)) => {
+                    return Some(Err(ClientError::Http {
+                        socket: self.socket.clone(),
+                        source,
+                    }));
+                }
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        self.buf.extend_from_slice(data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn object_path(rt: &ResourceType, ns: Option<&str>, name: &str) -> String {
+    rt.object_path(ns, &encode_segment(name))
+}
+
+fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn list_query(opts: &ListOptions, extra: &[(&str, &str)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(l) = opts.label_selector.as_deref().filter(|s| !s.is_empty()) {
+        q.append_pair("labelSelector", l);
+    }
+    if let Some(f) = opts.field_selector.as_deref().filter(|s| !s.is_empty()) {
+        q.append_pair("fieldSelector", f);
+    }
+    for (k, v) in extra.iter().filter(|(_, v)| !v.is_empty()) {
+        q.append_pair(k, v);
+    }
+    q.finish()
+}
+
+fn with_query(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+fn decode(status: StatusCode, bytes: &[u8]) -> Result<Value, ClientError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
+        status: status.as_u16(),
+        message: format!(
+            "{e}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        ),
+    })?;
+    if status.is_success() {
+        return Ok(value);
+    }
+    if value["kind"] == "Status" {
+        return Err(ApiError::from_status(&value).into());
+    }
+    Err(ClientError::Decode {
+        status: status.as_u16(),
+        message: String::from_utf8_lossy(bytes).into_owned(),
+    })
+}

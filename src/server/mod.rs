@@ -1,1 +1,362 @@
-//! (being written)
+//! The API server: Kubernetes' REST shape over HTTP/1.1 on a Unix socket.
+//!
+//! Each connection's peer credentials (SO_PEERCRED) decide what it may do: root and members
+//! of the configured group may write, anyone else may only read and gets 403 Forbidden for
+//! a write, which changes nothing. Errors become `metav1.Status` bodies in one place
+//! ([`status_response`]). Store calls run on the blocking pool (LMDB commits fsync).
+
+mod discovery;
+mod handlers;
+pub mod routes;
+mod watch;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::UnixListener;
+
+use crate::api::{ApiError, MAX_REQUEST_BODY_BYTES};
+use crate::store::Store;
+
+/// Response body: whole JSON documents, or a stream for watches.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+    /// Root, or a member of the write group.
+    pub can_write: bool,
+}
+
+impl Identity {
+    fn describe(&self) -> String {
+        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| format!("uid {}", self.uid));
+        name
+    }
+}
+
+/// Settings of the API server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// The group whose members may write (name and gid), if it exists on this host.
+    pub write_group: Option<(String, u32)>,
+}
+
+/// The API server's shared state.
+pub struct ApiServer {
+    pub store: Arc<Store>,
+    pub config: ServerConfig,
+}
+
+impl ApiServer {
+    pub fn new(store: Arc<Store>, config: ServerConfig) -> Arc<Self> {
+        Arc::new(ApiServer { store, config })
+    }
+
+    /// Who may do what, from the peer credentials of a connection.
+    pub fn identify(&self, uid: u32, gid: u32, pid: Option<i32>) -> Identity {
+        let can_write = uid == 0
+            || self
+                .config
+                .write_group
+                .as_ref()
+                .is_some_and(|(_, group_gid)| {
+                    gid == *group_gid
+                        || pid.is_some_and(|pid| process_groups(pid).contains(group_gid))
+                });
+        Identity {
+            uid,
+            gid,
+            pid,
+            can_write,
+        }
+    }
+
+    /// Accepts connections until `shutdown` flips to true.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: UnixListener,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            continue;
+                        }
+                    };
+                    let identity = match stream.peer_cred() {
+                        Ok(cred) => Arc::new(self.identify(cred.uid(), cred.gid(), cred.pid())),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "no peer credentials; closing connection");
+                            continue;
+                        }
+                    };
+                    let server = self.clone();
+                    let mut conn_shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |req| {
+                            let server = server.clone();
+                            let identity = identity.clone();
+                            async move { Ok::<_, Infallible>(server.handle(&identity, req).await) }
+                        });
+                        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            res = conn.as_mut() => {
+                                if let Err(e) = res {
+                                    tracing::debug!(error = %e, "connection ended with an error");
+                                }
+                            }
+                            _ = conn_shutdown.changed() => {}
+                        }
+                    });
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    async fn handle(
+        self: &Arc<Self>,
+        identity: &Identity,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let result = self.dispatch(identity, req).await;
+        match result {
+            Ok(resp) => {
+                tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+                resp
+            }
+            Err(e) => {
+                tracing::debug!(%method, %path, status = e.code(), error = %e, "request failed");
+                status_response(&e)
+            }
+        }
+    }
+
+    async fn dispatch(
+        self: &Arc<Self>,
+        identity: &Identity,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, ApiError> {
+        let route = routes::parse(req.uri().path())?;
+        let query = Query::parse(req.uri().query().unwrap_or_default())?;
+        let method = req.method().clone();
+        let is_write = matches!(
+            method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        );
+        if is_write && !identity.can_write {
+            return Err(self.forbidden(identity, &method, &route));
+        }
+        match route {
+            routes::Route::Version => Ok(json_response(StatusCode::OK, &discovery::version())),
+            routes::Route::Health => Ok(text_response(StatusCode::OK, "ok")),
+            routes::Route::CoreVersions => {
+                Ok(json_response(StatusCode::OK, &discovery::core_versions()))
+            }
+            routes::Route::Groups => Ok(json_response(StatusCode::OK, &discovery::groups())),
+            routes::Route::Group(g) => Ok(json_response(StatusCode::OK, &discovery::group(&g))),
+            routes::Route::Resources { group, version } => Ok(json_response(
+                StatusCode::OK,
+                &discovery::resources(&group, &version),
+            )),
+            routes::Route::OpenApi(rest) => {
+                discovery::openapi(&rest).map(|v| json_response(StatusCode::OK, &v))
+            }
+            routes::Route::Resource(r) => {
+                let accept = header(&req, hyper::header::ACCEPT);
+                let content_type = header(&req, CONTENT_TYPE);
+                let wants_table = accept.contains("as=Table");
+                if query.watch && method == Method::GET {
+                    return watch::serve(self.store.clone(), r, query, wants_table).await;
+                }
+                let body = if is_write {
+                    read_body(req).await?
+                } else {
+                    Bytes::new()
+                };
+                let ctx = handlers::Ctx {
+                    route: r,
+                    query,
+                    wants_table,
+                    content_type,
+                    body,
+                };
+                handlers::handle(&self.store, method, ctx).await
+            }
+        }
+    }
+
+    fn forbidden(&self, identity: &Identity, method: &Method, route: &routes::Route) -> ApiError {
+        let verb = match *method {
+            Method::POST => "create",
+            Method::PUT => "update",
+            Method::PATCH => "patch",
+            _ => "delete",
+        };
+        let (resource, group) = match route {
+            routes::Route::Resource(r) => (r.rt.plural, r.rt.group),
+            _ => ("", ""),
+        };
+        let how = match &self.config.write_group {
+            Some((group_name, _)) => format!(
+                "only root and members of the \"{group_name}\" group may change objects; ask an administrator to run: usermod -aG {group_name} {}",
+                identity.describe()
+            ),
+            None => "only root may change objects on this host (no berth group exists; create it with: groupadd berth)"
+                .to_string(),
+        };
+        ApiError::Forbidden {
+            message: format!(
+                "{resource} is forbidden: User \"{}\" cannot {verb} resource \"{resource}\" in API group \"{group}\": {how}",
+                identity.describe()
+            ),
+        }
+    }
+}
+
+/// Supplementary groups of a process, from `/proc/<pid>/status`.
+fn process_groups(pid: i32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
+                g.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Reads a request body, refusing more than [`MAX_REQUEST_BODY_BYTES`].
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let too_large = ApiError::RequestEntityTooLarge {
+        limit: MAX_REQUEST_BODY_BYTES,
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES) {
+        return Err(too_large);
+    }
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_REQUEST_BODY_BYTES);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large)
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body failed: {e}"
+        ))),
+    }
+}
+
+/// Query parameters the API understands.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub label_selector: String,
+    pub field_selector: String,
+    pub watch: bool,
+    pub resource_version: String,
+    pub timeout_seconds: Option<u64>,
+    pub dry_run: bool,
+    pub propagation_policy: Option<String>,
+    pub include_object: bool,
+}
+
+impl Query {
+    fn parse(raw: &str) -> Result<Query, ApiError> {
+        let mut q = Query::default();
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            match k.as_ref() {
+                "labelSelector" => q.label_selector = v.into_owned(),
+                "fieldSelector" => q.field_selector = v.into_owned(),
+                "watch" => q.watch = v == "true" || v == "1",
+                "resourceVersion" => q.resource_version = v.into_owned(),
+                "timeoutSeconds" => {
+                    q.timeout_seconds = Some(v.parse().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "timeoutSeconds must be a whole number of seconds, not \"{v}\""
+                        ))
+                    })?)
+                }
+                "dryRun" => {
+                    if v != "All" {
+                        return Err(ApiError::bad_request(format!(
+                            "unsupported dryRun value \"{v}\": the only supported value is All"
+                        )));
+                    }
+                    q.dry_run = true;
+                }
+                "propagationPolicy" => q.propagation_policy = Some(v.into_owned()),
+                "includeObject" => q.include_object = v == "Object",
+                // Accepted and not needed: every list is one page, validation is always
+                // strict, field managers are not tracked.
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// A whole JSON response.
+pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed());
+    *resp.status_mut() = status;
+    resp
+}
+
+/// The one place an error becomes a response.
+pub fn status_response(e: &ApiError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, &e.to_status())
+}

@@ -1,0 +1,267 @@
+//! Test fixtures: a real `berth daemon` in a temporary state dir, reached over its real
+//! socket through the real client and the real CLI binary.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth::client::Client;
+
+/// Prefix of every temporary directory the tests make (the CI leak check looks for it).
+pub const TMP_PREFIX: &str = "berth-test-";
+
+pub fn berth_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_berth")
+}
+
+/// A daemon under test. Stopped (SIGTERM, then SIGKILL) and its directory removed on drop.
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub config: String,
+}
+
+impl TestDaemon {
+    /// Starts a daemon with the default test configuration.
+    pub fn start() -> TestDaemon {
+        Self::start_with_config("")
+    }
+
+    /// Starts a daemon with extra configuration YAML (keys of /etc/berth/config.yaml).
+    pub fn start_with_config(extra: &str) -> TestDaemon {
+        let dir = tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .tempdir()
+            .expect("tempdir");
+        // Other users (the access-control test) must reach the socket inside.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let mut d = TestDaemon {
+            dir,
+            child: None,
+            config: extra.to_string(),
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("berth.sock")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    /// Spawns the daemon process and waits until it answers.
+    pub fn spawn(&mut self) {
+        let config = format!(
+            "stateDir: {}\nsocket: {}\n{}",
+            self.state_dir().display(),
+            self.socket().display(),
+            self.config
+        );
+        std::fs::write(self.config_path(), config).expect("write config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("log file");
+        let child = Command::new(berth_bin())
+            .arg("daemon")
+            .arg("--config")
+            .arg(self.config_path())
+            .env("BERTH_LOG", "debug")
+            .env_remove("BERTH_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Polls the socket (bounded) until the daemon answers `/version`.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("daemon exited early with {status}; log:\n{}", self.log());
+            }
+            let out = self.cli(&["version"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon not ready in 20s; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL, as a power cut would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded); returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.socket())
+    }
+
+    /// Runs the real CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with(args, None, None)
+    }
+
+    /// Runs the CLI with standard input and/or as another user.
+    pub fn cli_with(&self, args: &[&str], stdin: Option<&str>, uid: Option<u32>) -> Output {
+        use std::io::Write;
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(berth_bin());
+        cmd.args(args).env("BERTH_SOCKET", self.socket());
+        if let Some(uid) = uid {
+            cmd.uid(uid).gid(uid);
+        }
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn cli");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        child.wait_with_output().expect("cli output")
+    }
+
+    /// Writes a file in the test directory and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a CLI run succeeded, showing its output when not.
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed: {}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// A current-thread runtime for async client calls in sync tests.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Polls `f` until it returns Some, or panics after `secs`.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}
+
+/// The nginx Deployment from the Kubernetes documentation.
+pub const NGINX_DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nginx-deployment
+  labels:
+    app: nginx
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.14.2
+        ports:
+        - containerPort: 80
+";
