@@ -256,6 +256,30 @@ fn bind_socket(
     Ok((listener, write_group))
 }
 
+/// glibc gives every thread that allocates its own arena, and keeps what is freed there;
+/// a daemon that is idle most of the time wants few arenas. Call before starting threads.
+pub fn limit_malloc_arenas() {
+    // SAFETY: mallopt only adjusts allocator tuning; called before any other thread exists.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Returns freed heap to the OS now and then, so a burst (a big list, many creates) does
+/// not stay in the idle daemon's RSS.
+async fn trim_memory(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {
+                // SAFETY: malloc_trim is thread-safe and only releases free memory.
+                unsafe { nix::libc::malloc_trim(0) };
+            }
+        }
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let _lock = lock_state_dir(&config.state_dir)?;
@@ -272,7 +296,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let server = ApiServer::new(store.clone(), ServerConfig { write_group });
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let controllers = crate::controllers::start(store.clone(), shutdown_rx.clone());
-    let serving = tokio::spawn(server.serve(listener, shutdown_rx));
+    let serving = tokio::spawn(server.serve(listener, shutdown_rx.clone()));
+    tokio::spawn(trim_memory(shutdown_rx));
     tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "berth daemon ready");
     sd_notify("READY=1");
     wait_for_signal().await;
@@ -322,6 +347,15 @@ mod tests {
         assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
         assert!(Config::load(&dir.path().join("missing"), false).is_ok());
         assert!(Config::load(&dir.path().join("missing"), true).is_err());
+    }
+
+    #[test]
+    fn the_shipped_config_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/config.yaml");
+        assert_eq!(
+            Config::load(&path, true).expect("shipped config loads"),
+            Config::default()
+        );
     }
 
     #[test]

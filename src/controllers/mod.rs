@@ -1,6 +1,7 @@
 //! Controllers: reconcilers that run inside the daemon and change objects only through the
 //! store's write gate, like any API client.
 
+mod gc;
 mod namespace;
 
 use std::sync::Arc;
@@ -12,5 +13,8 @@ pub fn start(
     store: Arc<Store>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    vec![tokio::spawn(namespace::run(store, shutdown))]
+    vec![
+        tokio::spawn(namespace::run(store.clone(), shutdown.clone())),
+        tokio::spawn(gc::run(store, shutdown)),
+    ]
 }

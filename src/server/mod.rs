@@ -360,3 +360,60 @@ pub fn status_response(e: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(status, &e.to_status())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(group: Option<u32>) -> Arc<ApiServer> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            &dir.path().join("s"),
+            crate::store::StoreOptions {
+                history_limit: 10,
+                map_size: 16 << 20,
+            },
+        )
+        .expect("store");
+        std::mem::forget(dir);
+        ApiServer::new(
+            Arc::new(store),
+            ServerConfig {
+                write_group: group.map(|g| ("berth".to_string(), g)),
+            },
+        )
+    }
+
+    #[test]
+    fn root_and_group_members_may_write() {
+        let s = server(Some(4242));
+        assert!(s.identify(0, 0, None).can_write);
+        assert!(s.identify(1000, 4242, None).can_write, "primary group");
+        assert!(!s.identify(1000, 1000, None).can_write);
+        // Supplementary groups come from /proc: this process (root in CI) has its own list.
+        let own = process_groups(std::process::id() as i32);
+        if let Some(g) = own.first() {
+            let s = server(Some(*g));
+            assert!(
+                s.identify(1000, 1000, Some(std::process::id() as i32))
+                    .can_write
+            );
+        }
+        let nobody = server(None);
+        assert!(
+            !nobody.identify(1000, 1000, None).can_write,
+            "no group: only root"
+        );
+    }
+
+    #[test]
+    fn query_parsing_rejects_nonsense() {
+        assert!(Query::parse("timeoutSeconds=abc").is_err());
+        assert!(Query::parse("dryRun=Some").is_err());
+        let q = Query::parse("watch=true&resourceVersion=5&labelSelector=app%3Dweb&limit=500")
+            .expect("ok");
+        assert!(q.watch);
+        assert_eq!(q.resource_version, "5");
+        assert_eq!(q.label_selector, "app=web");
+    }
+}

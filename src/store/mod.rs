@@ -186,7 +186,7 @@ impl std::fmt::Debug for Store {
 
 /// Capacity of the in-memory change channel; a watcher that falls further behind re-reads
 /// the history from LMDB.
-const CHANGE_CHANNEL: usize = 4096;
+const CHANGE_CHANNEL: usize = 256;
 
 impl Store {
     /// Opens (creating if needed) the store in `dir` and migrates it to the current schema.

@@ -1,0 +1,278 @@
+//! berth's benchmark harness. `cargo bench --bench harness` measures, against a real daemon
+//! on a temporary state dir, and rewrites its section of BENCHMARKS.md:
+//!
+//! - creates per second over the socket (one client, and 8 concurrent clients)
+//! - listing 1,000 pods (JSON and kubectl's Table form)
+//! - watch event delay (a create until a watcher has it)
+//! - daemon RSS idle with 1,000 objects
+//!
+//! Medians with the spread (min–max) of repeated runs; nothing here is asserted.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use berth::api::registry::by_kind;
+use berth::client::{Client, ListOptions};
+use common::*;
+use serde_json::json;
+
+struct Figure {
+    what: String,
+    median: String,
+    spread: String,
+    budget: String,
+}
+
+fn stats(mut samples: Vec<f64>) -> (f64, f64, f64) {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let n = samples.len();
+    let median = if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
+    };
+    (median, samples[0], samples[n - 1])
+}
+
+fn pod(name: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}})
+}
+
+/// A field of /proc/PID/status in KiB (VmRSS, RssAnon, RssFile).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
+}
+
+/// Idle RSS after a settling pause: (total, anonymous, file-mapped) in MiB.
+fn idle_rss(pid: u32) -> (f64, f64, f64) {
+    // The daemon trims freed heap every 15 s; wait for one trim.
+    std::thread::sleep(Duration::from_secs(16));
+    let mib = |f| status_kib(pid, f) as f64 / 1024.0;
+    (mib("VmRSS"), mib("RssAnon"), mib("RssFile"))
+}
+
+async fn creates_per_second(client: &Client, prefix: &str, n: usize, workers: usize) -> f64 {
+    let rt = by_kind("v1", "ConfigMap").expect("kind");
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let client = client.clone();
+        let prefix = prefix.to_string();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(workers) {
+                let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("{prefix}-{i}")}, "data": {"k": "v"}});
+                client.create(rt, Some("default"), &cm).await.expect("create");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("worker");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would run this too: skip then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let client = d.client();
+    let r = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut figures = Vec::new();
+
+    let idle_empty = rss_kib(d.pid());
+    let pods = by_kind("v1", "Pod").expect("kind");
+    r.block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in (w..1000).step_by(8) {
+                    client
+                        .create(pods, Some("default"), &pod(&format!("p{i}")))
+                        .await
+                        .expect("create pod");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("worker");
+        }
+    });
+    let (total, anon, file) = idle_rss(d.pid());
+    figures.push(Figure {
+        what: "Daemon RSS, idle, with 1,000 pod objects stored (0 running)".into(),
+        median: format!("{total:.1} MiB"),
+        spread: format!("anon {anon:.1} + LMDB/file pages {file:.1}"),
+        budget: "≤ 20 MiB idle / ≤ 50 MiB with 100 pods".into(),
+    });
+    for (workers, label) in [(1, "1 client"), (8, "8 concurrent clients")] {
+        let samples: Vec<f64> = (0..5)
+            .map(|round| {
+                r.block_on(creates_per_second(
+                    &client,
+                    &format!("w{workers}r{round}"),
+                    400,
+                    workers,
+                ))
+            })
+            .collect();
+        let (m, lo, hi) = stats(samples);
+        figures.push(Figure {
+            what: format!("API creates per second ({label}, ConfigMaps, fsync'd commits)"),
+            median: format!("{m:.0}/s"),
+            spread: format!("{lo:.0}–{hi:.0}"),
+            budget: "≥ 2,000 objects/s".into(),
+        });
+    }
+
+    let mut list_ms = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let l = r
+            .block_on(client.list(pods, Some("default"), &ListOptions::default()))
+            .expect("list");
+        list_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(l.items.len(), 1000);
+    }
+    let (m, lo, hi) = stats(list_ms);
+    figures.push(Figure {
+        what: "List 1,000 pods (JSON, client round trip incl. decode)".into(),
+        median: format!("{m:.1} ms"),
+        spread: format!("{lo:.1}–{hi:.1}"),
+        budget: "≤ 20 ms".into(),
+    });
+    let mut table_ms = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let path = "/api/v1/namespaces/default/pods?limit=500";
+        r.block_on(async {
+            let stream = tokio::net::UnixStream::connect(d.socket())
+                .await
+                .expect("connect");
+            let (mut s, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(conn);
+            let req = hyper::Request::get(path)
+                .header("host", "berth")
+                .header(
+                    "accept",
+                    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+                )
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("req");
+            let resp = s.send_request(req).await.expect("send");
+            use http_body_util::BodyExt;
+            resp.into_body().collect().await.expect("body");
+        });
+        table_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (m, lo, hi) = stats(table_ms);
+    figures.push(Figure {
+        what: "List 1,000 pods as kubectl's Table".into(),
+        median: format!("{m:.1} ms"),
+        spread: format!("{lo:.1}–{hi:.1}"),
+        budget: "≤ 20 ms".into(),
+    });
+
+    let cms = by_kind("v1", "ConfigMap").expect("kind");
+    let delays: Vec<f64> = r.block_on(async {
+        let list = client.list(cms, Some("default"), &ListOptions::default()).await.expect("list");
+        let mut w = client.watch(cms, Some("default"), &ListOptions::default(), &list.resource_version).await.expect("watch");
+        let mut out = Vec::new();
+        for i in 0..50 {
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("watched-{i}")}});
+            let t = Instant::now();
+            client.create(cms, Some("default"), &cm).await.expect("create");
+            w.next().await.expect("event").expect("ok");
+            out.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        out
+    });
+    let (m, lo, hi) = stats(delays);
+    figures.push(Figure {
+        what: "Create sent → the watcher has the event (includes the fsync'd commit)".into(),
+        median: format!("{m:.2} ms"),
+        spread: format!("{lo:.2}–{hi:.2}"),
+        budget: "—".into(),
+    });
+
+    let objects = r
+        .block_on(client.list(cms, Some("default"), &ListOptions::default()))
+        .expect("list")
+        .items
+        .len()
+        + 1000;
+    let (total, anon, file) = idle_rss(d.pid());
+    figures.push(Figure {
+        what: format!("Daemon RSS, idle, after all of the above ({objects} objects)"),
+        median: format!("{total:.1} MiB"),
+        spread: format!("anon {anon:.1} + LMDB/file pages {file:.1}"),
+        budget: "—".into(),
+    });
+    figures.push(Figure {
+        what: "Daemon RSS, idle, empty store".into(),
+        median: format!("{:.1} MiB", idle_empty as f64 / 1024.0),
+        spread: "one sample".into(),
+        budget: "≤ 20 MiB".into(),
+    });
+
+    let mut md = String::new();
+    md.push_str(
+        "| what | median | spread (min–max) | budget (DESIGN.md §6) |\n|---|---|---|---|\n",
+    );
+    for f in &figures {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            f.what, f.median, f.spread, f.budget
+        ));
+    }
+    let host = format!(
+        "Measured {} on {} cores, release build (`cargo bench --bench harness`), daemon state on {}.\n\n",
+        berth::api::meta::now_rfc3339(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        d.dir.path().display()
+    );
+    println!("{host}{md}");
+    update_benchmarks_md("api", &format!("{host}{md}"));
+}
+
+/// Replaces the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` in BENCHMARKS.md.
+fn update_benchmarks_md(name: &str, body: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (start, end) = (
+        format!("<!-- {name}:start -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let new = match (text.find(&start), text.find(&end)) {
+        (Some(s), Some(e)) if e > s => format!("{}{start}\n{body}{}", &text[..s], &text[e..]),
+        _ => format!("{text}\n{start}\n{body}{end}\n"),
+    };
+    if let Err(e) = std::fs::write(&path, new) {
+        eprintln!("cannot update {}: {e}", path.display());
+    }
+}
