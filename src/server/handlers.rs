@@ -266,7 +266,16 @@ fn apply_scale(current: &Value, scale: &Value) -> Result<Value, ApiError> {
             ApiError::bad_request("the Scale must set spec.replicas to a whole number")
         })?;
     let mut obj = current.clone();
-    obj["spec"]["replicas"] = json!(replicas);
+    match obj.get_mut("spec") {
+        Some(Value::Object(spec)) => {
+            spec.insert("replicas".into(), json!(replicas));
+        }
+        _ => {
+            if let Some(map) = obj.as_object_mut() {
+                map.insert("spec".into(), json!({ "replicas": replicas }));
+            }
+        }
+    }
     let rv = meta::resource_version(scale);
     if !rv.is_empty() {
         meta::set(
