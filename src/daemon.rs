@@ -282,6 +282,11 @@ async fn trim_memory(mut shutdown: tokio::sync::watch::Receiver<bool>) {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
+    // Handlers first: a SIGTERM that arrives right after READY=1 must stop us cleanly.
+    let signals = Signals::install().map_err(|source| DaemonError::Io {
+        path: PathBuf::from("signal handlers"),
+        source,
+    })?;
     let _lock = lock_state_dir(&config.state_dir)?;
     let store_opts = StoreOptions {
         history_limit: config.watch_history.max(1),
@@ -300,7 +305,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     tokio::spawn(trim_memory(shutdown_rx));
     tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "berth daemon ready");
     sd_notify("READY=1");
-    wait_for_signal().await;
+    signals.wait().await;
     sd_notify("STOPPING=1");
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
@@ -312,18 +317,26 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stopping");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 
