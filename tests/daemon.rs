@@ -57,7 +57,7 @@ fn acknowledged_writes_survive_sigkill_twenty_times() {
                 Ok(_) => {
                     acknowledged.insert(name.clone());
                     // Every third write also updates an acknowledged object.
-                    if next % 3 == 0 {
+                    if next.is_multiple_of(3) {
                         let value = format!("updated-{next}");
                         let patch = json!({"data": {"v": value}});
                         if r.block_on(client.patch(

@@ -43,12 +43,11 @@ pub struct Identity {
 
 impl Identity {
     fn describe(&self) -> String {
-        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.uid))
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.uid))
             .ok()
             .flatten()
             .map(|u| u.name)
-            .unwrap_or_else(|| format!("uid {}", self.uid));
-        name
+            .unwrap_or_else(|| format!("uid {}", self.uid))
     }
 }
 
