@@ -26,7 +26,7 @@ use super::validation;
 
 /// Kind-specific admission: defaulting and validation, as Kubernetes' registry strategies do.
 ///
-/// Implemented for every registered kind in `defaults.rs` / `validation.rs`.
+/// Implemented for every registered kind in `kinds/`.
 pub trait Admit: Sized {
     /// What a new object gets before defaulting (Kubernetes' `PrepareForCreate`), e.g. a
     /// Pod's `status.phase: Pending`. The incoming status has already been removed for kinds
