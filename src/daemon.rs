@@ -40,6 +40,8 @@ pub struct Config {
     pub group: String,
     /// Revisions of change history kept for watches to resume from.
     pub watch_history: u64,
+    /// How long events are kept after they last happened, in seconds.
+    pub event_ttl_seconds: u64,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             socket_mode: "0660".to_string(),
             group: "berth".to_string(),
             watch_history: 10_000,
+            event_ttl_seconds: 3600,
         }
     }
 }
@@ -113,6 +116,11 @@ impl Config {
                 message,
             })?;
         Ok(config)
+    }
+
+    /// Event retention.
+    pub fn event_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.event_ttl_seconds.max(60))
     }
 
     /// `socket_mode` as permission bits.
@@ -302,7 +310,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let controllers = crate::controllers::start(store.clone(), shutdown_rx.clone());
     let serving = tokio::spawn(server.serve(listener, shutdown_rx.clone()));
-    tokio::spawn(trim_memory(shutdown_rx));
+    tokio::spawn(trim_memory(shutdown_rx.clone()));
+    tokio::spawn(crate::events::expire(
+        store.clone(),
+        config.event_ttl(),
+        shutdown_rx,
+    ));
     tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "berth daemon ready");
     sd_notify("READY=1");
     signals.wait().await;

@@ -10,6 +10,8 @@
 //! - [`server`]: the Kubernetes-shaped REST API over HTTP/1.1 on a Unix socket; peer
 //!   credentials decide who may write. Maps errors to Status exactly once. Depends on `api`
 //!   and `store`.
+//! - [`events`]: recording Events (deduplicated, expired) through the store. Depends on
+//!   `api` and `store`.
 //! - [`controllers`]: reconcilers over the store (in-process, through the same gate as the
 //!   API). Depend only on `api` and `store`.
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
@@ -21,5 +23,6 @@ pub mod cli;
 pub mod client;
 pub mod controllers;
 pub mod daemon;
+pub mod events;
 pub mod server;
 pub mod store;
