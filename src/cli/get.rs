@@ -57,8 +57,30 @@ fn print_docs(objs: &[Value], single: bool, output: Output) -> Result<(), CliErr
 }
 
 fn render(rt: &ResourceType, objs: &[Value], wide: bool, all_ns: bool, headers: bool) -> String {
+    render_prefixed(rt, objs, wide, all_ns, headers, None)
+}
+
+/// Like `render`, with `kind/` before each name (kubectl does this when several kinds are
+/// shown together).
+fn render_prefixed(
+    rt: &ResourceType,
+    objs: &[Value],
+    wide: bool,
+    all_ns: bool,
+    headers: bool,
+    prefix: Option<&str>,
+) -> String {
     let columns = table::columns(rt);
-    let rows: Vec<Vec<Value>> = objs.iter().map(|o| table::row(rt, o, now())).collect();
+    let mut rows: Vec<Vec<Value>> = objs.iter().map(|o| table::row(rt, o, now())).collect();
+    if let Some(prefix) = prefix
+        && columns.first().is_some_and(|c| c.format == "name")
+    {
+        for row in &mut rows {
+            if let Some(Value::String(name)) = row.first_mut() {
+                *name = format!("{prefix}/{name}");
+            }
+        }
+    }
     let namespaces: Vec<String> = objs
         .iter()
         .map(|o| meta::namespace(o).to_string())
@@ -110,21 +132,15 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<(), CliError> {
                 if multi && printed_any {
                     println!();
                 }
-                let mut text = render(
+                let prefix = rt.singular_group();
+                let text = render_prefixed(
                     rt,
                     &objs,
                     args.output == Some(Output::Wide),
                     args.all_namespaces,
                     !args.no_headers,
+                    multi.then_some(prefix.as_str()),
                 );
-                if multi {
-                    // kubectl prefixes names with the kind when several kinds are shown.
-                    text = prefix_names(
-                        &text,
-                        &rt.singular_group(),
-                        args.all_namespaces && rt.namespaced,
-                    );
-                }
                 print!("{text}");
                 printed_any = true;
             }
@@ -181,27 +197,6 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-fn prefix_names(text: &str, prefix: &str, namespace_first: bool) -> String {
-    let mut out = String::new();
-    for (i, line) in text.lines().enumerate() {
-        if i == 0 {
-            out.push_str(line);
-        } else if namespace_first {
-            // NAMESPACE column first: prefix the second field.
-            let trimmed = line.trim_start();
-            let ns_end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
-            let (ns, rest) = trimmed.split_at(ns_end);
-            let rest_trim = rest.trim_start();
-            let gap = &rest[..rest.len() - rest_trim.len()];
-            out.push_str(&format!("{ns}{gap}{prefix}/{rest_trim}"));
-        } else {
-            out.push_str(&format!("{prefix}/{line}"));
-        }
-        out.push('\n');
-    }
-    out
 }
 
 async fn events_for(client: &Client, obj: &Value) -> Vec<Value> {
