@@ -54,7 +54,7 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         ["healthz" | "readyz" | "livez", ..] => Ok(Route::Health),
         ["api"] => Ok(Route::CoreVersions),
         ["apis"] => Ok(Route::Groups),
-        ["openapi", rest @ ..] => Ok(Route::OpenApi(rest.join("/"))),
+        ["openapi", "v3", rest @ ..] => Ok(Route::OpenApi(rest.join("/"))),
         ["api", "v1"] => Ok(Route::Resources {
             group: String::new(),
             version: "v1".into(),
