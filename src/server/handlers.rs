@@ -117,24 +117,50 @@ pub fn selectors(
 async fn list(store: &Arc<Store>, ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let (labels, fields) = selectors(&ctx.route, &ctx.query)?;
     let (s, rt, ns) = (store.clone(), ctx.route.rt, ns(&ctx));
-    let (items, revision) = blocking(move || s.list(rt, ns.as_deref())).await?;
-    let items: Vec<Value> = items
-        .into_iter()
-        .filter(|o| labels.matches_object(o) && fields.matches(o))
-        .collect();
+    let (raw, revision) = blocking(move || s.list_raw(rt, ns.as_deref())).await?;
+    let filtering = !labels.is_empty() || !fields.is_empty();
+    // Objects are parsed one at a time, only when a selector or a Table needs them.
+    let parse = |bytes: &[u8]| -> Result<Value, ApiError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::internal(format!("a stored {} is not valid JSON: {e}", rt.kind)))
+    };
     if ctx.wants_table {
+        let mut items = Vec::new();
+        for bytes in &raw {
+            let o = parse(bytes)?;
+            if labels.matches_object(&o) && fields.matches(&o) {
+                items.push(o);
+            }
+        }
         let now = k8s_openapi::jiff::Timestamp::now();
         let mut t = table::table_object(rt, &items, now, ctx.query.include_object);
         t["metadata"] = json!({"resourceVersion": revision.to_string()});
         return Ok(json_response(StatusCode::OK, &t));
     }
-    let list = json!({
-        "kind": rt.list_kind,
-        "apiVersion": rt.api_version,
-        "metadata": {"resourceVersion": revision.to_string()},
-        "items": items,
-    });
-    Ok(json_response(StatusCode::OK, &list))
+    let mut body = Vec::with_capacity(raw.iter().map(Vec::len).sum::<usize>() + raw.len() + 160);
+    body.extend_from_slice(
+        format!(
+            "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{revision}\"}},\"items\":[",
+            rt.list_kind, rt.api_version
+        )
+        .as_bytes(),
+    );
+    let mut first = true;
+    for bytes in &raw {
+        if filtering {
+            let o = parse(bytes)?;
+            if !(labels.matches_object(&o) && fields.matches(&o)) {
+                continue;
+            }
+        }
+        if !first {
+            body.push(b',');
+        }
+        first = false;
+        body.extend_from_slice(bytes);
+    }
+    body.extend_from_slice(b"]}");
+    Ok(super::json_bytes_response(StatusCode::OK, body))
 }
 
 /// Decodes a request body: JSON, or YAML when the client says so.

@@ -260,6 +260,9 @@ fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> String {
         .to_string()
 }
 
+/// How much of an oversized body is read and dropped before answering 413.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
 /// Reads a request body, refusing more than [`MAX_REQUEST_BODY_BYTES`].
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     let too_large = ApiError::RequestEntityTooLarge {
@@ -271,6 +274,16 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES) {
+        // Read and drop what the client is still sending (up to a bound), so that it can
+        // read the 413 instead of failing on a closed connection.
+        let mut body = req.into_body();
+        let mut drained = 0usize;
+        while drained < DRAIN_LIMIT {
+            match body.frame().await {
+                Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
         return Err(too_large);
     }
     let limited = http_body_util::Limited::new(req.into_body(), MAX_REQUEST_BODY_BYTES);
@@ -338,7 +351,11 @@ impl Query {
 
 /// A whole JSON response.
 pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
+    json_bytes_response(status, serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// A JSON response from bytes that are already JSON.
+pub fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
     *resp.status_mut() = status;
     resp.headers_mut().insert(
