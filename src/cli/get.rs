@@ -251,7 +251,27 @@ pub async fn describe(client: &Client, args: DescribeArgs) -> Result<(), CliErro
             println!("\n");
         }
         let events = events_for(client, obj).await;
-        print!("{}", describe::describe(rt, obj, &events, now()));
+        let ns = meta::namespace(obj);
+        let replica_sets = match (rt.kind, registry::by_kind("apps/v1", "ReplicaSet")) {
+            ("Deployment", Some(rs)) => client
+                .list(rs, Some(ns), &ListOptions::default())
+                .await
+                .ok()
+                .map(|l| l.items),
+            _ => None,
+        };
+        let endpoints = match (rt.kind, registry::by_kind("v1", "Endpoints")) {
+            ("Service", Some(ep)) => client.get(ep, Some(ns), meta::name(obj)).await.ok(),
+            _ => None,
+        };
+        let related = describe::Related {
+            replica_sets: replica_sets.as_deref(),
+            endpoints: endpoints.as_ref(),
+        };
+        print!(
+            "{}",
+            describe::describe_with(rt, obj, &related, &events, now())
+        );
     }
     Ok(())
 }
