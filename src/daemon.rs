@@ -42,6 +42,8 @@ pub struct Config {
     pub watch_history: u64,
     /// How long events are kept after they last happened, in seconds.
     pub event_ttl_seconds: u64,
+    /// This node's name (default: the host name, lower-cased).
+    pub node_name: Option<String>,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             group: "berth".to_string(),
             watch_history: 10_000,
             event_ttl_seconds: 3600,
+            node_name: None,
         }
     }
 }
@@ -288,6 +291,10 @@ async fn trim_memory(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
+fn meta_name(obj: &serde_json::Value) -> &str {
+    crate::api::meta::name(obj)
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     // Handlers first: a SIGTERM that arrives right after READY=1 must stop us cleanly.
@@ -305,6 +312,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Store::open(&state, store_opts)
     })?);
     tokio::task::block_in_place(|| bootstrap(&store))?;
+    let host = crate::kubelet::node::HostInfo::read(config.node_name.as_deref(), &config.state_dir);
+    let node = tokio::task::block_in_place(|| crate::kubelet::node::register(&store, &host))?;
+    tracing::info!(node = meta_name(&node), "node registered");
     let (listener, write_group) = bind_socket(&config)?;
     let server = ApiServer::new(store.clone(), ServerConfig { write_group });
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);

@@ -14,6 +14,8 @@
 //!   `api` and `store`.
 //! - [`controllers`]: reconcilers over the store (in-process, through the same gate as the
 //!   API). Depend only on `api` and `store`.
+//! - [`kubelet`]: runs this node's pods (so far: registers the Node). The only module that
+//!   will touch the runtime, images, volumes and the network. Depends on `api` and `store`.
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
 //! - [`client`]: the typed API client over the socket. Depends on `api`.
 //! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
@@ -24,5 +26,6 @@ pub mod client;
 pub mod controllers;
 pub mod daemon;
 pub mod events;
+pub mod kubelet;
 pub mod server;
 pub mod store;

@@ -456,3 +456,27 @@ fn kubectl_tables_discovery_and_version() {
     assert_eq!(code, 404);
     assert_eq!(st["kind"], "Status");
 }
+
+#[test]
+fn the_node_registers_itself_and_restarts_write_nothing() {
+    let mut d = TestDaemon::start_with_config("nodeName: test-node\n");
+    let out = ok(&d.cli(&["get", "nodes"]));
+    let line = out.lines().nth(1).expect("one node");
+    assert!(line.starts_with("test-node"), "{out}");
+    assert!(line.contains("Ready"), "{out}");
+    let node: Value =
+        serde_yaml::from_str(&ok(&d.cli(&["get", "node", "test-node", "-o", "yaml"])))
+            .expect("yaml");
+    assert_eq!(node["status"]["capacity"]["pods"], "110");
+    assert_eq!(node["metadata"]["labels"]["kubernetes.io/os"], "linux");
+    let rv = node["metadata"]["resourceVersion"].clone();
+    d.stop();
+    d.spawn();
+    let again: Value =
+        serde_yaml::from_str(&ok(&d.cli(&["get", "node", "test-node", "-o", "yaml"])))
+            .expect("yaml");
+    assert_eq!(
+        again["metadata"]["resourceVersion"], rv,
+        "an unchanged node is not rewritten at start"
+    );
+}
