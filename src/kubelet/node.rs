@@ -43,8 +43,10 @@ impl HostInfo {
                     .and_then(|v| v.split_whitespace().next()?.parse().ok())
             })
             .unwrap_or(0);
+        // The field types differ between architectures; u64 holds them all.
+        #[allow(clippy::unnecessary_cast)]
         let storage_bytes = nix::sys::statvfs::statvfs(state_dir)
-            .map(|s| s.blocks() as u64 * s.fragment_size() as u64)
+            .map(|s| (s.blocks() as u64).saturating_mul(s.fragment_size() as u64))
             .unwrap_or(0);
         let os_image = std::fs::read_to_string("/etc/os-release")
             .ok()
