@@ -4,10 +4,12 @@
 //! The socket is found through `--socket`, else `BERTH_SOCKET`, else the default path.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -48,7 +50,12 @@ pub enum ClientError {
 pub struct Client {
     socket: PathBuf,
     dry_run: bool,
+    /// Idle keep-alive connections, shared by clones; a request takes one or opens one.
+    idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
 }
+
+/// Idle connections kept per client.
+const IDLE_CONNECTIONS: usize = 8;
 
 /// A list response: the items and the revision to watch from.
 #[derive(Debug, Clone)]
@@ -69,6 +76,7 @@ impl Client {
         Client {
             socket: socket.into(),
             dry_run: false,
+            idle: Arc::default(),
         }
     }
 
@@ -99,10 +107,23 @@ impl Client {
         &self.socket
     }
 
+    /// Sends on a new connection of its own (watches keep theirs open).
     async fn send(
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
+        let mut sender = self.connect().await?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|source| ClientError::Http {
+                socket: self.socket.clone(),
+                source,
+            })
+    }
+
+    /// Opens a connection to the daemon.
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|source| {
             let hint = match source.kind() {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
@@ -119,13 +140,64 @@ impl Client {
             socket: self.socket.clone(),
             source,
         };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(http)?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        sender.send_request(req).await.map_err(http)
+        Ok(sender)
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: SendRequest<Full<Bytes>>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if !sender.is_closed() && idle.len() < IDLE_CONNECTIONS {
+            idle.push(sender);
+        }
+    }
+
+    /// Sends on an idle connection when there is one (once more on a fresh connection if
+    /// that one turns out to be dead), and reads the whole answer.
+    async fn exchange(
+        &self,
+        make: impl Fn() -> Result<Request<Full<Bytes>>, ClientError>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let http = |source| ClientError::Http {
+            socket: self.socket.clone(),
+            source,
+        };
+        if let Some(mut sender) = self.take_idle()
+            && sender.ready().await.is_ok()
+        {
+            match sender.try_send_request(make()?).await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let bytes = resp.into_body().collect().await.map_err(http)?.to_bytes();
+                    self.put_idle(sender);
+                    return Ok((status, bytes));
+                }
+                // Never written to the dead connection: safe to send again below.
+                Err(e) if e.message().is_some() => {}
+                // It may have reached the daemon: sending it again could apply it twice.
+                Err(e) => return Err(http(e.into_error())),
+            }
+        }
+        let mut sender = self.connect().await?;
+        let resp = sender.send_request(make()?).await.map_err(http)?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map_err(http)?.to_bytes();
+        self.put_idle(sender);
+        Ok((status, bytes))
     }
 
     /// Sends a request and returns the JSON answer, or the Status error it carried.
@@ -145,31 +217,24 @@ impl Client {
             path.to_string()
         };
         let path = path.as_str();
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "berth")
-            .header(ACCEPT, "application/json");
-        if let Some(ct) = content_type {
-            builder = builder.header(CONTENT_TYPE, ct);
-        }
-        let req = builder
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ClientError::Decode {
-                status: 0,
-                message: format!("bad request path {path}: {e}"),
-            })?;
-        let resp = self.send(req).await?;
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|source| ClientError::Http {
-                socket: self.socket.clone(),
-                source,
-            })?
-            .to_bytes();
+        let body = Bytes::from(body.unwrap_or_default());
+        let make = || {
+            let mut builder = Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .header("host", "berth")
+                .header(ACCEPT, "application/json");
+            if let Some(ct) = content_type {
+                builder = builder.header(CONTENT_TYPE, ct);
+            }
+            builder
+                .body(Full::new(body.clone()))
+                .map_err(|e| ClientError::Decode {
+                    status: 0,
+                    message: format!("bad request path {path}: {e}"),
+                })
+        };
+        let (status, bytes) = self.exchange(make).await?;
         decode(status, &bytes)
     }
 
