@@ -243,3 +243,53 @@ fn the_default_socket_mode_keeps_other_users_out() {
         stderr(&out)
     );
 }
+
+/// Removes the test group on drop.
+struct TempGroup(String);
+impl Drop for TempGroup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("groupdel").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn members_of_the_group_may_write() {
+    let name = format!("bt{}", std::process::id());
+    let made = std::process::Command::new("groupadd")
+        .arg(&name)
+        .status()
+        .expect("groupadd runs");
+    assert!(made.success(), "groupadd {name}");
+    let _group = TempGroup(name.clone());
+    let gid = nix::unistd::Group::from_name(&name)
+        .expect("lookup")
+        .expect("group exists")
+        .gid
+        .as_raw();
+    let d = TestDaemon::start_with_config(&format!("group: {name}\n"));
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(d.socket()).expect("socket");
+    assert_eq!(meta.gid(), gid, "the socket belongs to the group");
+    // nobody, with the group as its primary group: connects through the group bits, may write.
+    let out = {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(berth_bin());
+        cmd.args(["apply", "-f", "-"])
+            .env("BERTH_SOCKET", d.socket())
+            .uid(65534)
+            .gid(gid);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: by-member}\n")
+            .expect("write");
+        child.wait_with_output().expect("output")
+    };
+    assert_eq!(ok(&out), "configmap/by-member created\n");
+}

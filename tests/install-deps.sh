@@ -5,6 +5,7 @@ packages=(
   build-essential   # cc for -sys crates
   pkg-config
   procps            # pgrep for the leak check
+  passwd            # groupadd for the access-control test
 )
 missing=()
 for p in "${packages[@]}"; do
