@@ -339,47 +339,12 @@ fn namespaces_delete_their_contents_and_then_themselves() {
     );
 }
 
-/// A GET with the headers kubectl sends, answered as JSON.
-fn kubectl_get(d: &TestDaemon, path: &str, accept: &str) -> (u16, String, Value) {
-    let r = runtime();
-    r.block_on(async {
-        let stream = tokio::net::UnixStream::connect(d.socket())
-            .await
-            .expect("connect");
-        let (mut s, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .expect("handshake");
-        tokio::spawn(conn);
-        let req = hyper::Request::get(path)
-            .header("host", "berth")
-            .header("accept", accept)
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .expect("request");
-        let resp = s.send_request(req).await.expect("send");
-        let status = resp.status().as_u16();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        use http_body_util::BodyExt;
-        let body = resp.into_body().collect().await.expect("body").to_bytes();
-        (
-            status,
-            ct,
-            serde_json::from_slice(&body).unwrap_or(Value::Null),
-        )
-    })
-}
-
 #[test]
 fn kubectl_tables_discovery_and_version() {
     let d = TestDaemon::start();
     ok(&d.cli_with(&["apply", "-f", "-"], Some(NGINX_DEPLOYMENT), None));
     let table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-    let (code, _, t) = kubectl_get(
+    let (code, _, t) = raw_get(
         &d,
         "/apis/apps/v1/namespaces/default/deployments?limit=500",
         table_accept,
@@ -405,11 +370,11 @@ fn kubectl_tables_discovery_and_version() {
             .is_some_and(|s| !s.is_empty())
     );
 
-    let (_, _, v) = kubectl_get(&d, "/version?timeout=32s", "application/json");
+    let (_, _, v) = raw_get(&d, "/version?timeout=32s", "application/json");
     assert_eq!(v["major"], "1");
-    let (_, _, api) = kubectl_get(&d, "/api", "application/json");
+    let (_, _, api) = raw_get(&d, "/api", "application/json");
     assert_eq!(api["versions"], json!(["v1"]));
-    let (_, _, groups) = kubectl_get(&d, "/apis", "application/json");
+    let (_, _, groups) = raw_get(&d, "/apis", "application/json");
     let group_names: Vec<&str> = groups["groups"]
         .as_array()
         .expect("groups")
@@ -419,7 +384,7 @@ fn kubectl_tables_discovery_and_version() {
     for g in ["apps", "batch", "networking.k8s.io", "storage.k8s.io"] {
         assert!(group_names.contains(&g), "{g} missing from {group_names:?}");
     }
-    let (_, _, core) = kubectl_get(&d, "/api/v1", "application/json");
+    let (_, _, core) = raw_get(&d, "/api/v1", "application/json");
     let pods = core["resources"]
         .as_array()
         .expect("resources")
@@ -428,7 +393,7 @@ fn kubectl_tables_discovery_and_version() {
         .expect("pods");
     assert_eq!(pods["shortNames"], json!(["po"]));
     assert_eq!(pods["categories"], json!(["all"]));
-    let (_, _, apps) = kubectl_get(&d, "/apis/apps/v1", "application/json");
+    let (_, _, apps) = raw_get(&d, "/apis/apps/v1", "application/json");
     let scale = apps["resources"]
         .as_array()
         .expect("resources")
@@ -436,19 +401,19 @@ fn kubectl_tables_discovery_and_version() {
         .find(|r| r["name"] == "deployments/scale")
         .expect("scale");
     assert_eq!(scale["group"], "autoscaling");
-    let (_, _, oa) = kubectl_get(&d, "/openapi/v3", "application/json");
+    let (_, _, oa) = raw_get(&d, "/openapi/v3", "application/json");
     let url = oa["paths"]["apis/apps/v1"]["serverRelativeURL"]
         .as_str()
         .expect("url")
         .to_string();
-    let (_, _, doc) = kubectl_get(&d, &url, "application/json");
+    let (_, _, doc) = raw_get(&d, &url, "application/json");
     let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
     assert_eq!(
         patch["x-kubernetes-group-version-kind"]["kind"],
         "Deployment"
     );
     assert_eq!(patch["parameters"][0]["name"], "fieldValidation");
-    let (code, _, st) = kubectl_get(
+    let (code, _, st) = raw_get(
         &d,
         "/apis/apps/v1/namespaces/default/widgets",
         "application/json",

@@ -11,8 +11,6 @@
 //! deletion, and every second while it waits for dependents to go.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -24,36 +22,7 @@ use crate::store::{
     Subresource,
 };
 
-pub async fn run(store: Arc<Store>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let mut changes = store.subscribe();
-    loop {
-        let s = store.clone();
-        let pending = tokio::task::spawn_blocking(move || collect(&s))
-            .await
-            .unwrap_or(true);
-        let retry = if pending {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(300)
-        };
-        let deadline = tokio::time::sleep(retry);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = &mut deadline => break,
-                got = changes.recv() => match got {
-                    Ok(c) if relevant(&c) => break,
-                    Ok(_) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-            }
-        }
-    }
-}
-
-fn relevant(c: &Change) -> bool {
+pub(super) fn relevant(c: &Change) -> bool {
     c.kind == EventType::Deleted || c.object.pointer("/metadata/deletionTimestamp").is_some()
 }
 
@@ -78,7 +47,7 @@ fn ns_opt(v: &Value) -> Option<&str> {
 }
 
 /// One pass; true when work remains (dependents still going away).
-fn collect(store: &Store) -> bool {
+pub(super) fn collect(store: &Store) -> bool {
     let span = tracing::debug_span!("reconcile", controller = "garbage-collector");
     let _enter = span.enter();
     let mut all = Vec::new();

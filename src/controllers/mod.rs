@@ -5,8 +5,11 @@ mod gc;
 mod namespace;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::store::Store;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::store::{Change, Store};
 
 /// Starts every controller; each stops when `shutdown` flips.
 pub fn start(
@@ -14,7 +17,49 @@ pub fn start(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
-        tokio::spawn(namespace::run(store.clone(), shutdown.clone())),
-        tokio::spawn(gc::run(store, shutdown)),
+        tokio::spawn(run_loop(
+            store.clone(),
+            shutdown.clone(),
+            namespace::relevant,
+            namespace::reconcile_all,
+        )),
+        tokio::spawn(run_loop(store, shutdown, gc::relevant, gc::collect)),
     ]
+}
+
+/// The loop every controller here shares: reconcile (on the blocking pool), then wait for a
+/// change it cares about, a retry (each second while work is pending) or the periodic
+/// resync (five minutes). Runs at start, so a restart resumes unfinished work.
+async fn run_loop(
+    store: Arc<Store>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    relevant: fn(&Change) -> bool,
+    reconcile: fn(&Store) -> bool,
+) {
+    let mut changes = store.subscribe();
+    loop {
+        let s = store.clone();
+        let pending = tokio::task::spawn_blocking(move || reconcile(&s))
+            .await
+            .unwrap_or(true);
+        let retry = if pending {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(300)
+        };
+        let deadline = tokio::time::sleep(retry);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = &mut deadline => break,
+                got = changes.recv() => match got {
+                    Ok(c) if relevant(&c) => break,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    }
 }

@@ -6,9 +6,6 @@
 //! store removes the namespace. It runs at start (a restart resumes unfinished work), on
 //! every namespace change, and retries each second while a namespace still has content.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::api::registry::{self, REGISTRY};
@@ -17,37 +14,13 @@ use crate::store::{DeleteOptions, Propagation, Store, StoreError, Subresource};
 
 const FINALIZER: &str = "kubernetes";
 
-pub async fn run(store: Arc<Store>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let mut changes = store.subscribe();
-    loop {
-        let s = store.clone();
-        let pending = tokio::task::spawn_blocking(move || reconcile_all(&s))
-            .await
-            .unwrap_or(true);
-        let retry = if pending {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(300)
-        };
-        let deadline = tokio::time::sleep(retry);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = &mut deadline => break,
-                got = changes.recv() => match got {
-                    Ok(c) if c.resource.plural == "namespaces" => break,
-                    Ok(_) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-            }
-        }
-    }
+/// Namespace changes trigger a pass.
+pub(super) fn relevant(c: &crate::store::Change) -> bool {
+    c.resource.plural == "namespaces"
 }
 
 /// Reconciles every terminating namespace; true when one still waits for its content.
-fn reconcile_all(store: &Store) -> bool {
+pub(super) fn reconcile_all(store: &Store) -> bool {
     let Some(rt) = registry::by_kind("v1", "Namespace") else {
         return false;
     };

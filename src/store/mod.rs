@@ -353,31 +353,13 @@ impl Store {
         rt: &ResourceType,
         ns: Option<&str>,
     ) -> Result<(Vec<Value>, u64), StoreError> {
-        let ns = if rt.namespaced {
-            ns.filter(|n| !n.is_empty())
-        } else {
-            None
-        };
-        let prefix = schema::object_prefix(&rt.group_resource(), ns);
-        let txn = self.env.read_txn().map_err(self.lmdb("begin read"))?;
-        let revision = self
-            .dbs
-            .meta
-            .get(&txn, META_REVISION)
-            .map_err(self.lmdb("read revision"))?
-            .and_then(schema::read_u64)
-            .unwrap_or(0);
-        let mut out = Vec::new();
-        for item in self
-            .dbs
-            .objects
-            .prefix_iter(&txn, &prefix)
-            .map_err(self.lmdb("list"))?
-        {
-            let (key, bytes) = item.map_err(self.lmdb("list"))?;
-            out.push(Self::parse(key, bytes)?);
-        }
-        Ok((out, revision))
+        let (raw, revision) = self.list_raw(rt, ns)?;
+        let key = rt.group_resource();
+        let items = raw
+            .iter()
+            .map(|bytes| Self::parse(&key, bytes))
+            .collect::<Result<_, _>>()?;
+        Ok((items, revision))
     }
 
     /// Like [`Store::list`], but the objects as their stored JSON bytes, unparsed: a list

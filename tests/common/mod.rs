@@ -242,6 +242,41 @@ pub fn path_exists(p: &Path) -> bool {
     p.exists()
 }
 
+/// A GET with exactly the given Accept header (as kubectl sends), answered as JSON.
+pub fn raw_get(d: &TestDaemon, path: &str, accept: &str) -> (u16, String, serde_json::Value) {
+    let r = runtime();
+    r.block_on(async {
+        let stream = tokio::net::UnixStream::connect(d.socket())
+            .await
+            .expect("connect");
+        let (mut s, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        let req = hyper::Request::get(path)
+            .header("host", "berth")
+            .header("accept", accept)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        let resp = s.send_request(req).await.expect("send");
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        use http_body_util::BodyExt;
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (
+            status,
+            ct,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
+    })
+}
+
 /// The nginx Deployment from the Kubernetes documentation.
 pub const NGINX_DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
