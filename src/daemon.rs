@@ -318,7 +318,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (listener, write_group) = bind_socket(&config)?;
     let server = ApiServer::new(store.clone(), ServerConfig { write_group });
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let controllers = crate::controllers::start(store.clone(), shutdown_rx.clone());
+    let controllers =
+        crate::controllers::start(store.clone(), meta_name(&node), shutdown_rx.clone());
     let serving = tokio::spawn(server.serve(listener, shutdown_rx.clone()));
     tokio::spawn(trim_memory(shutdown_rx.clone()));
     tokio::spawn(crate::events::expire(

@@ -445,3 +445,57 @@ fn the_node_registers_itself_and_restarts_write_nothing() {
         "an unchanged node is not rewritten at start"
     );
 }
+
+#[test]
+fn new_pods_are_bound_to_the_node_with_a_scheduled_event() {
+    let d = TestDaemon::start_with_config("nodeName: test-node\n");
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - {name: c, image: busybox, command: [sleep, '3600']}\n";
+    ok(&d.cli_with(&["apply", "-f", "-"], Some(pod), None));
+    let rt = by_kind("v1", "Pod").expect("kind");
+    let client = d.client();
+    let r = runtime();
+    let bound = eventually(20, "the pod to be bound", || {
+        r.block_on(client.get(rt, Some("default"), "web"))
+            .ok()
+            .filter(|p| p["spec"]["nodeName"] == "test-node")
+    });
+    let scheduled = bound["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == "PodScheduled")
+        .cloned();
+    assert_eq!(scheduled.expect("PodScheduled")["status"], "True");
+    let events = eventually(20, "the Scheduled event", || {
+        let out = ok(&d.cli(&["events", "--for", "pod/web"]));
+        out.contains("Scheduled").then_some(out)
+    });
+    assert!(
+        events.contains("Successfully assigned default/web to test-node"),
+        "{events}"
+    );
+    // Binding twice is a conflict, and a plain update cannot move the pod either.
+    let body = serde_json::to_vec(
+        &json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "other"}}),
+    )
+    .expect("json");
+    let err = r
+        .block_on(client.request(
+            hyper::Method::POST,
+            "/api/v1/namespaces/default/pods/web/binding",
+            Some("application/json"),
+            Some(body),
+        ))
+        .expect_err("already bound");
+    assert!(
+        err.to_string()
+            .contains("already assigned to node \"test-node\""),
+        "{err}"
+    );
+    let moved = json!({"spec": {"nodeName": "other"}});
+    assert!(
+        r.block_on(client.patch(rt, Some("default"), "web", PatchType::Merge, &moved))
+            .is_err()
+    );
+}

@@ -1,6 +1,7 @@
 //! Controllers: reconcilers that run inside the daemon and change objects only through the
 //! store's write gate, like any API client.
 
+mod binder;
 mod gc;
 mod namespace;
 
@@ -11,11 +12,16 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::store::{Change, Store};
 
-/// Starts every controller; each stops when `shutdown` flips.
+/// Starts every controller; each stops when `shutdown` flips. `node` is this node's name
+/// (the binder assigns pods to it).
 pub fn start(
     store: Arc<Store>,
+    node: &str,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let events = crate::events::Recorder::new(store.clone(), "default-scheduler", node);
+    let node = node.to_string();
+    let bind = move |s: &Store| binder::bind_all(s, &node, &events);
     vec![
         tokio::spawn(run_loop(
             store.clone(),
@@ -23,7 +29,13 @@ pub fn start(
             namespace::relevant,
             namespace::reconcile_all,
         )),
-        tokio::spawn(run_loop(store, shutdown, gc::relevant, gc::collect)),
+        tokio::spawn(run_loop(
+            store.clone(),
+            shutdown.clone(),
+            gc::relevant,
+            gc::collect,
+        )),
+        tokio::spawn(run_loop(store, shutdown, binder::relevant, bind)),
     ]
 }
 
@@ -34,12 +46,12 @@ async fn run_loop(
     store: Arc<Store>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     relevant: fn(&Change) -> bool,
-    reconcile: fn(&Store) -> bool,
+    reconcile: impl Fn(&Store) -> bool + Clone + Send + Sync + 'static,
 ) {
     let mut changes = store.subscribe();
     loop {
-        let s = store.clone();
-        let pending = tokio::task::spawn_blocking(move || reconcile(&s))
+        let (s, pass) = (store.clone(), reconcile.clone());
+        let pending = tokio::task::spawn_blocking(move || pass(&s))
             .await
             .unwrap_or(true);
         let retry = if pending {

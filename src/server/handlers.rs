@@ -61,7 +61,10 @@ pub async fn handle(
             patch_scale(store, ctx).await
         }
         (Method::DELETE, true, None) => delete(store, ctx).await,
-        (_, _, Some(other)) if !matches!(other, "status" | "scale") => {
+        (Method::POST, true, Some("binding")) if ctx.route.rt.kind == "Pod" => {
+            bind(store, ctx).await
+        }
+        (_, _, Some(other)) if !matches!(other, "status" | "scale" | "binding") => {
             Err(ApiError::NotFoundPath {
                 message: format!(
                     "the server could not find the requested resource: {} has no subresource \"{other}\"",
@@ -370,6 +373,33 @@ async fn patch_scale(store: &Arc<Store>, ctx: Ctx) -> Result<Response<Body>, Api
     })
     .await?;
     Ok(json_response(StatusCode::OK, &scale_of(&obj)))
+}
+
+/// `POST …/pods/{name}/binding` with a `Binding` (`target: {kind: Node, name}`).
+async fn bind(store: &Arc<Store>, ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let body = decode_body(&ctx)?;
+    if body
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != "Binding")
+    {
+        return Err(ApiError::bad_request(
+            "the body of a binding request must be a Binding",
+        ));
+    }
+    let node = meta::str_at(&body, "/target/name").to_string();
+    if node.is_empty() {
+        return Err(ApiError::bad_request(
+            "a Binding needs target.name: the node to bind the pod to",
+        ));
+    }
+    let uid = Some(meta::uid(&body).to_string()).filter(|u| !u.is_empty());
+    let (s, ns, name) = (store.clone(), ns(&ctx).unwrap_or_default(), name(&ctx));
+    blocking(move || s.bind_pod(&ns, &name, &node, uid.as_deref())).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
 }
 
 async fn delete(store: &Arc<Store>, ctx: Ctx) -> Result<Response<Body>, ApiError> {

@@ -797,6 +797,71 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Binds a pending Pod to a node (Kubernetes' `pods/binding`): sets `spec.nodeName` and
+    /// the `PodScheduled` condition. Pod validation forbids changing `spec.nodeName` by an
+    /// update, so binding is its own operation, like in Kubernetes. A pod that is already
+    /// bound is a conflict; `uid` (when given) must match.
+    pub fn bind_pod(
+        &self,
+        ns: &str,
+        name: &str,
+        node: &str,
+        uid: Option<&str>,
+    ) -> Result<Value, StoreError> {
+        let rt = registry::by_kind("v1", "Pod")
+            .ok_or_else(|| ApiError::internal("the Pod kind is not registered"))?;
+        let key = schema::object_key(&rt.group_resource(), Some(ns), name);
+        self.write(false, |s, txn, changes| {
+            let current = s
+                .get_in(txn, &key)?
+                .ok_or_else(|| ApiError::NotFound(rt.resource_ref(name)))?;
+            if let Some(uid) = uid
+                && uid != meta::uid(&current)
+            {
+                return Err(ApiError::Conflict {
+                    object: rt.kind_ref(name),
+                    reason: format!("the pod's uid is {}, not {uid}", meta::uid(&current)),
+                }
+                .into());
+            }
+            let bound = meta::str_at(&current, "/spec/nodeName");
+            if !bound.is_empty() {
+                return Err(ApiError::Conflict {
+                    object: rt.kind_ref(name),
+                    reason: format!("pod {name} is already assigned to node \"{bound}\""),
+                }
+                .into());
+            }
+            if current.pointer("/metadata/deletionTimestamp").is_some() {
+                return Err(ApiError::Conflict {
+                    object: rt.kind_ref(name),
+                    reason: "the pod is being deleted".into(),
+                }
+                .into());
+            }
+            let mut pod = current;
+            if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("nodeName".into(), json!(node));
+            }
+            let status = pod
+                .as_object_mut()
+                .map(|m| m.entry("status").or_insert_with(|| json!({})));
+            if let Some(Value::Object(status)) = status {
+                let conds = status.entry("conditions").or_insert_with(|| json!([]));
+                if let Value::Array(list) = conds {
+                    list.retain(|c| c["type"] != "PodScheduled");
+                    list.push(
+                        json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+                        "lastTransitionTime": meta::now_rfc3339()}),
+                    );
+                }
+            }
+            s.record(txn, changes, EventType::Modified, rt, &key, pod)
+        })
+    }
+}
+
 /// What holds an object back from deletion: metadata finalizers, and for namespaces also
 /// `spec.finalizers`.
 fn all_finalizers(rt: &ResourceType, obj: &Value) -> Vec<String> {
