@@ -499,3 +499,42 @@ fn new_pods_are_bound_to_the_node_with_a_scheduled_event() {
             .is_err()
     );
 }
+
+#[test]
+fn filtered_watches_see_objects_enter_and_leave_the_selection() {
+    let d = TestDaemon::start();
+    let rt = by_kind("v1", "ConfigMap").expect("kind");
+    let client = d.client();
+    let r = runtime();
+    let start = r
+        .block_on(client.list(rt, Some("default"), &ListOptions::default()))
+        .expect("list")
+        .resource_version;
+    let opts = ListOptions {
+        label_selector: Some("app=web".into()),
+        field_selector: None,
+    };
+    let mut w = r
+        .block_on(client.watch(rt, Some("default"), &opts, &start))
+        .expect("watch");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"app": "web"}}});
+    r.block_on(client.create(rt, Some("default"), &cm))
+        .expect("create");
+    let relabel = |app: &str| {
+        let p = json!({"metadata": {"labels": {"app": app}}});
+        r.block_on(client.patch(rt, Some("default"), "c", PatchType::Merge, &p))
+            .expect("patch");
+    };
+    relabel("db");
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated", "labels": {"app": "db"}}});
+    r.block_on(client.create(rt, Some("default"), &other))
+        .expect("create");
+    relabel("web");
+    let kinds: Vec<EventType> = (0..3)
+        .map(|_| r.block_on(w.next()).expect("event").expect("ok").kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [EventType::Added, EventType::Deleted, EventType::Added]
+    );
+}

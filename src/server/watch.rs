@@ -33,21 +33,35 @@ struct Filter {
 }
 
 impl Filter {
-    fn accepts(&self, c: &Change) -> bool {
+    fn selects(&self, obj: &Value) -> bool {
+        self.labels.matches_object(obj) && self.fields.matches(obj)
+    }
+
+    /// The event this watcher gets for a change, if any. With selectors, an object that
+    /// stops matching is reported DELETED and one that starts matching ADDED, as
+    /// Kubernetes' watch cache does.
+    fn event_for(&self, c: &Change) -> Option<EventType> {
         if !std::ptr::eq(c.resource, self.route.rt) {
-            return false;
+            return None;
         }
         if let Some(ns) = &self.route.namespace
             && meta::namespace(&c.object) != ns
         {
-            return false;
+            return None;
         }
         if let Some(name) = &self.route.name
             && meta::name(&c.object) != name
         {
-            return false;
+            return None;
         }
-        self.labels.matches_object(&c.object) && self.fields.matches(&c.object)
+        let now = self.selects(&c.object);
+        let before = c.previous.as_ref().map(|p| self.selects(p));
+        match (c.kind, before, now) {
+            (EventType::Modified, Some(true), false) => Some(EventType::Deleted),
+            (EventType::Modified, Some(false), true) => Some(EventType::Added),
+            (kind, _, true) => Some(kind),
+            _ => None,
+        }
     }
 }
 
@@ -84,6 +98,7 @@ pub async fn serve(
                 let changes = items
                     .into_iter()
                     .map(|object| Change {
+                        previous: None,
                         revision,
                         kind: EventType::Added,
                         resource: rt,
@@ -171,11 +186,16 @@ async fn pump(
     // Table streams carry the column definitions on their first event only.
     let mut first = true;
     let rt = filter.route.rt;
-    let mut send = |c: &Change| encode(c.kind, &c.object, rt, wants_table.then_some(&mut first));
+    let mut send = |kind: EventType, c: &Change| {
+        encode(kind, &c.object, rt, wants_table.then_some(&mut first))
+    };
     let mut last = match initial {
         Ok((changes, last)) => {
-            for c in changes.iter().filter(|c| filter.accepts(c)) {
-                if tx.send(send(c)).await.is_err() {
+            for c in &changes {
+                let Some(kind) = filter.event_for(c) else {
+                    continue;
+                };
+                if tx.send(send(kind, c)).await.is_err() {
                     return;
                 }
             }
@@ -211,7 +231,9 @@ async fn pump(
                 continue;
             }
             last = c.revision;
-            if filter.accepts(&c) && tx.send(send(&c)).await.is_err() {
+            if let Some(kind) = filter.event_for(&c)
+                && tx.send(send(kind, &c)).await.is_err()
+            {
                 return;
             }
         }

@@ -107,6 +107,9 @@ pub struct Change {
     pub resource: &'static ResourceType,
     /// The object as written (for `Deleted`, as it was last, with the deleting revision).
     pub object: Value,
+    /// For `Modified`, the object before this change (`None` when replayed from history),
+    /// so a filtered watch can tell an object entering or leaving its selection.
+    pub previous: Option<Value>,
 }
 
 /// Which part of an object an update may change.
@@ -446,6 +449,7 @@ impl Store {
                     kind,
                     resource,
                     object,
+                    previous: None,
                 });
             }
         }
@@ -498,6 +502,11 @@ impl Store {
         key: &str,
         mut object: Value,
     ) -> Result<Value, StoreError> {
+        let previous = if kind == EventType::Modified {
+            self.get_in(txn, key)?
+        } else {
+            None
+        };
         let revision = self
             .dbs
             .meta
@@ -551,6 +560,7 @@ impl Store {
             kind,
             resource: rt,
             object: object.clone(),
+            previous,
         });
         Ok(object)
     }
