@@ -322,14 +322,17 @@ async fn get_scale(store: &Arc<Store>, ctx: Ctx) -> Result<Response<Body>, ApiEr
     Ok(json_response(StatusCode::OK, &scale_of(&obj)))
 }
 
-async fn put_scale(store: &Arc<Store>, ctx: Ctx) -> Result<Response<Body>, ApiError> {
-    // kubectl sends this PUT without a Content-Type: the body is JSON.
-    let scale = patch_body(&ctx)?;
+/// Writes a new Scale, computed from the current one by `new_scale`, to `spec.replicas`.
+async fn write_scale(
+    store: &Arc<Store>,
+    ctx: &Ctx,
+    new_scale: impl FnOnce(&Value) -> Result<Value, ApiError> + Send + 'static,
+) -> Result<Response<Body>, ApiError> {
     let (s, rt, ns, name, dry) = (
         store.clone(),
         ctx.route.rt,
-        ns(&ctx),
-        name(&ctx),
+        ns(ctx),
+        name(ctx),
         ctx.query.dry_run,
     );
     let obj = blocking(move || {
@@ -339,40 +342,27 @@ async fn put_scale(store: &Arc<Store>, ctx: Ctx) -> Result<Response<Body>, ApiEr
             &name,
             Subresource::Main,
             dry,
-            |current| apply_scale(current, &scale),
+            |current| apply_scale(current, &new_scale(&scale_of(current))?),
         )
     })
     .await?;
     Ok(json_response(StatusCode::OK, &scale_of(&obj)))
 }
 
+async fn put_scale(store: &Arc<Store>, ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    // kubectl sends this PUT without a Content-Type: the body is JSON.
+    let scale = patch_body(&ctx)?;
+    write_scale(store, &ctx, move |_| Ok(scale)).await
+}
+
 async fn patch_scale(store: &Arc<Store>, ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let pt = patch_type(&ctx)?;
     let p = patch_body(&ctx)?;
-    let (s, rt, ns, name, dry) = (
-        store.clone(),
-        ctx.route.rt,
-        ns(&ctx),
-        name(&ctx),
-        ctx.query.dry_run,
-    );
-    let obj = blocking(move || {
-        s.update_with(
-            rt,
-            ns.as_deref(),
-            &name,
-            Subresource::Main,
-            dry,
-            |current| {
-                let scale = patch::apply_patch(pt, &scale_of(current), &p).map_err(|e| {
-                    ApiError::bad_request(format!("the patch could not be applied: {e}"))
-                })?;
-                apply_scale(current, &scale)
-            },
-        )
+    write_scale(store, &ctx, move |current| {
+        patch::apply_patch(pt, current, &p)
+            .map_err(|e| ApiError::bad_request(format!("the patch could not be applied: {e}")))
     })
-    .await?;
-    Ok(json_response(StatusCode::OK, &scale_of(&obj)))
+    .await
 }
 
 /// `POST …/pods/{name}/binding` with a `Binding` (`target: {kind: Node, name}`).
