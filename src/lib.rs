@@ -12,6 +12,9 @@
 //!   and `store`.
 //! - [`controllers`]: reconcilers over the store (in-process, through the same gate as the
 //!   API). Depend only on `api` and `store`.
+//! - [`image`]: local images: content-addressed blobs, unpacked layers, overlayfs rootfs,
+//!   Kubernetes' command/env/pull-policy rules. Depends on nothing internal; used only by
+//!   the kubelet.
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
 //! - [`client`]: the typed API client over the socket. Depends on `api`.
 //! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
@@ -21,5 +24,6 @@ pub mod cli;
 pub mod client;
 pub mod controllers;
 pub mod daemon;
+pub mod image;
 pub mod server;
 pub mod store;
