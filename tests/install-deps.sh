@@ -5,6 +5,7 @@ packages=(
   build-essential   # cc for -sys crates
   pkg-config
   procps            # pgrep for the leak check
+  busybox-static    # /bin/busybox for the test image (tests/images/build-busybox.sh)
 )
 missing=()
 for p in "${packages[@]}"; do
