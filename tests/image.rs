@@ -448,3 +448,65 @@ fn zstd_layers_and_tag_only_names_import() {
     remove_rootfs(&ctr).unwrap();
     assert_nothing_mounted(tmp.path());
 }
+
+#[test]
+fn open_clears_what_a_crash_left_behind() {
+    let tmp = tempdir();
+    let root = tmp.path().join("images");
+    drop(ImageStore::open(&root).expect("create store"));
+    // What an import killed half-way leaves: staging, a blob and a layer nobody names.
+    fs::create_dir_all(root.join("tmp/import-dead/layer-0/etc")).unwrap();
+    fs::write(root.join("tmp/import-dead/f0"), b"partial").unwrap();
+    let orphan = Digest::of(b"orphan");
+    fs::write(root.join("blobs/sha256").join(orphan.hex()), b"orphan").unwrap();
+    fs::create_dir_all(root.join("layers/sha256").join(orphan.hex()).join("bin")).unwrap();
+    fs::write(root.join("images.json.tmp"), b"{").unwrap();
+    let store = ImageStore::open(&root).expect("reopen");
+    assert!(store.list().is_empty());
+    assert_store_empty(&root);
+    // A corrupt index is an error, not an empty store.
+    fs::write(root.join("images.json"), b"{ not json").unwrap();
+    let err = ImageStore::open(&root).unwrap_err();
+    assert!(matches!(err, ImageError::BadJson { .. }), "{err}");
+}
+
+#[test]
+fn a_multi_platform_index_yields_the_image_for_this_machine() {
+    let tmp = tempdir();
+    let root = tmp.path().join("images");
+    let store = ImageStore::open(&root).expect("open store");
+    let oci = build(tmp.path(), "oci.tar", &[]);
+    let mut files = read_tar(&oci);
+    let index_at = files.iter().position(|(n, _)| n == "index.json").unwrap();
+    let index: Value = serde_json::from_slice(&files[index_at].1).unwrap();
+    let mut this = index["manifests"][0].clone();
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    this["platform"] = json!({"os": "linux", "architecture": arch});
+    this.as_object_mut().unwrap().remove("annotations");
+    // Another platform whose blobs the archive does not carry (as docker save writes it).
+    let other = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": Digest::of(b"elsewhere").to_string(), "size": 9,
+        "platform": {"os": "linux", "architecture": "s390x"}});
+    let nested = serde_json::to_vec(&json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [other, this]}))
+    .unwrap();
+    let nd = sha(&nested);
+    files.push((format!("blobs/sha256/{}", &nd[7..]), nested.clone()));
+    files[index_at].1 = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": nd, "size": nested.len(),
+        "annotations": {"io.containerd.image.name": "docker.io/library/busybox:multi"}}]}))
+    .unwrap();
+    let multi = tmp.path().join("multi.tar");
+    write_tar(&multi, &files);
+    let infos = import(&store, &multi, None).expect("import multi-platform");
+    assert_eq!(infos[0].reference, "docker.io/library/busybox:multi");
+    assert_eq!(infos[0].familiar_reference(), "busybox:multi");
+    assert_eq!(store.inspect("busybox:multi").unwrap().layers.len(), 2);
+    store.remove("busybox:multi").unwrap();
+    assert_store_empty(&root);
+}

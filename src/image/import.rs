@@ -99,15 +99,16 @@ fn read_oci(
 ) -> Result<Vec<PendingImage>, ImageError> {
     let index: Index = archive.read_json("index.json")?;
     let mut images = Vec::new();
-    for desc in &index.manifests {
-        let mut desc = desc.clone();
-        let named_digest = desc.digest.clone();
+    for named in &index.manifests {
+        // The name is on the entry of index.json, also when that entry is itself an
+        // index of platforms.
+        let references = oci_references(named, name, &named.digest)?;
+        let mut desc = named.clone();
         if is_index(&desc.media_type) {
             let blob = verified_blob(archive, &desc, "image index")?;
             let nested: Index = read_json_file(blob, &format!("image index {}", desc.digest))?;
             desc = pick_platform(archive, &nested)?;
         }
-        let references = oci_references(&desc, name, &named_digest)?;
         images.push(read_manifest(archive, &desc, references)?);
     }
     Ok(images)

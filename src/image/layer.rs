@@ -359,6 +359,15 @@ mod tests {
         let (_d, r) = unpack(&b.into_inner().unwrap(), Compression::None);
         assert!(matches!(r, Err(ImageError::UnsafePath { .. })), "{r:?}");
 
+        // An absolute name.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = header(tar::EntryType::Regular, 0o644, 1);
+        h.as_old_mut().name[..6].copy_from_slice(b"/etc/x");
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).unwrap();
+        let (_d, r) = unpack(&b.into_inner().unwrap(), Compression::None);
+        assert!(matches!(r, Err(ImageError::UnsafePath { .. })), "{r:?}");
+
         // A symlink to outside, then a file through it.
         let outside = tempfile::Builder::new()
             .prefix("berth-test-")

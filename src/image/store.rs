@@ -77,6 +77,9 @@ impl ImageStore {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(|e| ImageError::io("create directory", &p, e))?;
         }
+        // Absolute and free of symlinks: layer paths go into overlay mount options, and
+        // mountinfo (which says which layers are in use) shows them as given.
+        let dir = &fs::canonicalize(dir).map_err(|e| ImageError::io("resolve", dir, e))?;
         let tmp = dir.join(TMP_DIR);
         for entry in read_dir(&tmp)? {
             remove_path(&entry)?;
