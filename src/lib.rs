@@ -16,6 +16,9 @@
 //!   API). Depend only on `api` and `store`.
 //! - [`kubelet`]: runs this node's pods (so far: registers the Node). The only module that
 //!   will touch the runtime, images, volumes and the network. Depends on `api` and `store`.
+//! - [`image`]: local images: content-addressed blobs, unpacked layers, overlayfs rootfs,
+//!   Kubernetes' command/env/pull-policy rules. Depends on nothing internal; used only by
+//!   the kubelet.
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
 //! - [`client`]: the typed API client over the socket. Depends on `api`.
 //! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
@@ -26,6 +29,7 @@ pub mod client;
 pub mod controllers;
 pub mod daemon;
 pub mod events;
+pub mod image;
 pub mod kubelet;
 pub mod server;
 pub mod store;

@@ -6,6 +6,7 @@ packages=(
   pkg-config
   procps            # pgrep for the leak check
   passwd            # groupadd for the access-control test
+  busybox-static    # /bin/busybox for the test image (tests/images/build-busybox.sh)
 )
 missing=()
 for p in "${packages[@]}"; do
