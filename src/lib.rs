@@ -12,6 +12,9 @@
 //!   and `store`.
 //! - [`controllers`]: reconcilers over the store (in-process, through the same gate as the
 //!   API). Depend only on `api` and `store`.
+//! - [`runtime`]: containers for the kubelet: pod sandboxes, cgroups (v1 and v2), and one
+//!   `berth shim` process per container, the only code that calls libcontainer. Depends on
+//!   nothing internal; only the kubelet may use it.
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
 //! - [`client`]: the typed API client over the socket. Depends on `api`.
 //! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
@@ -21,5 +24,6 @@ pub mod cli;
 pub mod client;
 pub mod controllers;
 pub mod daemon;
+pub mod runtime;
 pub mod server;
 pub mod store;

@@ -4,6 +4,8 @@ set -euo pipefail
 packages=(
   build-essential   # cc for -sys crates
   pkg-config
+  libseccomp-dev    # libcontainer's seccomp support links libseccomp
+  busybox-static    # the container rootfs of the runtime tests
   procps            # pgrep for the leak check
 )
 missing=()
