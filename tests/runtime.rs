@@ -470,6 +470,10 @@ fn cgroup_files_show_the_limits() {
 fn containers_of_a_sandbox_share_hostname_and_loopback() {
     let mut fx = Fixture::new();
     let sandbox = fx.sandbox("web-pod");
+    // Creating it again returns the same, still mounted, sandbox.
+    assert_eq!(fx.sandbox("web-pod"), sandbox);
+    let mounts = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(mounts.contains(&sandbox.net.to_string_lossy().to_string()));
     let mut server = fx.config(
         "server",
         "hostname; cat /etc/hosts; echo shm-shared > /dev/shm/marker; nc -l -p 8080",
@@ -572,6 +576,36 @@ fn stop_kills_a_shell_that_ignores_sigterm_after_the_grace() {
         .expect("stop");
     assert!(t.elapsed() >= Duration::from_secs(1));
     assert_eq!(exited(&s), (137, Some(9), false));
+    fx.finish();
+}
+
+#[test]
+fn a_shim_that_cannot_run_leaves_nothing_behind() {
+    let fx = Fixture::new();
+    let broken = Runtime::with_options(
+        fx.dir.path().join("state"),
+        fx.dir.path().join("run"),
+        fx.dir.path().join("logs"),
+        RuntimeOptions {
+            shim_binary: Some(fx.dir.path().join("no-such-berth")),
+            cgroup_parent: fx.parent.clone(),
+            ..RuntimeOptions::default()
+        },
+    )
+    .expect("runtime");
+    let c = fx.config("retry", "exit 0");
+    assert!(matches!(
+        broken.start(&c),
+        Err(RuntimeError::SpawnShim { .. })
+    ));
+    assert!(fx.runtime.list().expect("list").is_empty());
+    // The same id works once the shim can run.
+    fx.start(&c);
+    assert_eq!(exited(&fx.wait_exit(&c)), (0, None, false));
+    assert!(matches!(
+        fx.runtime.start(&c),
+        Err(RuntimeError::AlreadyExists { .. })
+    ));
     fx.finish();
 }
 

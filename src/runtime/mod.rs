@@ -136,6 +136,12 @@ pub enum RuntimeError {
         detail: String,
         log: PathBuf,
     },
+    #[error("the shim of container {id} {status}: {output}")]
+    ShimExited {
+        id: String,
+        status: String,
+        output: String,
+    },
     #[error("container {id} did not start within {after:?}; see {log}")]
     StartTimeout {
         id: String,
@@ -370,53 +376,15 @@ impl Runtime {
             }
             Err(e) => return Err(io_err("create", &paths.dir)(e)),
         }
-        fs::create_dir(&paths.bundle).map_err(io_err("create", &paths.bundle))?;
-        let config_json = paths.bundle.join("config.json");
-        spec.save(&config_json).map_err(|e| RuntimeError::Io {
-            action: "write",
-            path: config_json.clone(),
-            source: io::Error::other(e),
-        })?;
-        let shim_log =
-            fs::File::create(&paths.shim_log).map_err(io_err("create", &paths.shim_log))?;
-
-        let mut cmd = Command::new(&self.shim_binary);
-        cmd.arg("shim")
-            .arg("run")
-            .arg("--id")
-            .arg(id)
-            .arg("--bundle")
-            .arg(&paths.bundle)
-            .arg("--root")
-            .arg(&self.state_root)
-            .arg("--log")
-            .arg(&log)
-            .arg("--log-max-size")
-            .arg(self.options.log_max_size.to_string())
-            .arg("--log-max-files")
-            .arg(self.options.log_max_files.to_string());
-        if !config.cgroups_path.is_empty() {
-            cmd.arg("--cgroup").arg(&config.cgroups_path);
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(shim_log);
-        let mut child = cmd.spawn().map_err(|source| RuntimeError::SpawnShim {
-            binary: self.shim_binary.clone(),
-            source,
-        })?;
-        let answer = child.stdout.take();
-        // The first shim process forks the supervisor and exits at once: reap it here.
-        let status = child
-            .wait()
-            .map_err(io_err("wait for the shim", &self.shim_binary))?;
-        if !status.success() {
-            return Err(RuntimeError::ShimFailed {
-                id: id.to_string(),
-                detail: format!("it exited with {status}"),
-                log: paths.shim_log.clone(),
-            });
-        }
+        // Until the shim has taken over, a failure leaves nothing behind (a retry with the
+        // same id must work); afterwards the record tells what happened.
+        let answer = match self.spawn_shim(config, &spec, &paths, &log) {
+            Ok(answer) => answer,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&paths.dir);
+                return Err(e);
+            }
+        };
         let line = match answer {
             Some(out) => read_line(OwnedFd::from(out), self.options.start_timeout),
             None => Ok(None),
@@ -445,6 +413,66 @@ impl Runtime {
                 }),
             },
         }
+    }
+
+    /// Writes the bundle and spawns `berth shim run`; returns the pipe the shim answers on.
+    fn spawn_shim(
+        &self,
+        config: &ContainerConfig,
+        spec: &oci_spec::runtime::Spec,
+        paths: &ContainerPaths,
+        log: &Path,
+    ) -> Result<Option<std::process::ChildStdout>, RuntimeError> {
+        let id = config.id.as_str();
+        fs::create_dir(&paths.bundle).map_err(io_err("create", &paths.bundle))?;
+        let config_json = paths.bundle.join("config.json");
+        spec.save(&config_json).map_err(|e| RuntimeError::Io {
+            action: "write",
+            path: config_json.clone(),
+            source: io::Error::other(e),
+        })?;
+        let shim_log =
+            fs::File::create(&paths.shim_log).map_err(io_err("create", &paths.shim_log))?;
+
+        let mut cmd = Command::new(&self.shim_binary);
+        cmd.arg("shim")
+            .arg("run")
+            .arg("--id")
+            .arg(id)
+            .arg("--bundle")
+            .arg(&paths.bundle)
+            .arg("--root")
+            .arg(&self.state_root)
+            .arg("--log")
+            .arg(log)
+            .arg("--log-max-size")
+            .arg(self.options.log_max_size.to_string())
+            .arg("--log-max-files")
+            .arg(self.options.log_max_files.to_string());
+        if !config.cgroups_path.is_empty() {
+            cmd.arg("--cgroup").arg(&config.cgroups_path);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(shim_log);
+        let mut child = cmd.spawn().map_err(|source| RuntimeError::SpawnShim {
+            binary: self.shim_binary.clone(),
+            source,
+        })?;
+        let answer = child.stdout.take();
+        // The first shim process forks the supervisor and exits at once: reap it here.
+        let status = child
+            .wait()
+            .map_err(io_err("wait for the shim", &self.shim_binary))?;
+        if !status.success() {
+            let output = fs::read_to_string(&paths.shim_log).unwrap_or_default();
+            return Err(RuntimeError::ShimExited {
+                id: id.to_string(),
+                status: status.to_string(),
+                output: output.trim().chars().take(2000).collect(),
+            });
+        }
+        Ok(answer)
     }
 
     fn read_record(

@@ -150,7 +150,8 @@ pub fn write_hosts(
 }
 
 /// Creates the sandbox of `pod_uid` below `sandboxes_dir` by running the helper
-/// `<binary> shim sandbox create`. On failure nothing is left behind.
+/// `<binary> shim sandbox create`. On failure nothing is left behind; when it already
+/// exists, it is returned as is.
 pub fn create(
     binary: &Path,
     sandboxes_dir: &Path,
@@ -160,6 +161,18 @@ pub fn create(
     check_uid(pod_uid)?;
     check_hostname(hostname)?;
     let paths = SandboxPaths::new(&sandboxes_dir.join(pod_uid));
+    if paths.dir.exists() {
+        // Idempotent: a complete sandbox is kept (its pod's containers are in it); the
+        // remains of a half-made one (a crash during create) are cleared first.
+        let mounted = mounts_below(&paths.dir)?;
+        if [&paths.net, &paths.ipc, &paths.uts, &paths.shm]
+            .iter()
+            .all(|p| mounted.contains(p))
+        {
+            return Ok(paths);
+        }
+        destroy(sandboxes_dir, pod_uid)?;
+    }
     fs::create_dir_all(&paths.dir).map_err(io_err("create the directory", &paths.dir))?;
     let result = (|| {
         write_hosts(&paths, hostname, None)?;
