@@ -496,7 +496,12 @@ fn containers_of_a_sandbox_share_hostname_and_loopback() {
         served.iter().any(|l| l == "127.0.0.1\tweb-pod"),
         "{served:?}"
     );
-    assert_eq!(served.last().map(String::as_str), Some("hello"));
+    assert_eq!(
+        served.last().map(String::as_str),
+        Some("hello"),
+        "{served:?} / {:?}",
+        fx.log(&server)
+    );
     // The client reads what the server left in the pod's /dev/shm.
     assert_eq!(fx.lines(&client, "stdout"), vec!["web-pod", "shm-shared"]);
     fx.finish();
@@ -507,7 +512,7 @@ fn default_security_from_inside() {
     let fx = Fixture::new();
     let c = fx.config(
         "secure",
-        "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; \
+        "grep -E '^(CapEff|Seccomp|NoNewPrivs|SigBlk|SigIgn):' /proc/self/status; \
          echo kcore=$(cat /proc/kcore | wc -c); \
          echo pids=$(ls /proc | grep -cE '^[0-9]+$'); \
          echo self=$$; \
@@ -534,6 +539,10 @@ fn default_security_from_inside() {
     assert_eq!(field("CapEff:"), format!("{want:016x}"));
     assert_eq!(field("Seccomp:"), "2");
     assert_eq!(field("NoNewPrivs:"), "1");
+    // Nothing of the shim's signal state (blocked SIGCHLD, ignored SIGPIPE, …) leaks into
+    // the container.
+    assert_eq!(field("SigBlk:"), "0000000000000000");
+    assert_eq!(field("SigIgn:"), "0000000000000000");
     assert_eq!(field("kcore="), "0");
     assert_eq!(field("self="), "1");
     let pids: u32 = field("pids=").parse().expect("pid count");

@@ -610,21 +610,45 @@ fn exit_status(pid: Pid) -> Option<WaitStatus> {
     }
 }
 
-/// Runs the workload like libcontainer's default executor, after undoing what the shim's
-/// process state would otherwise leak into it through execve: the blocked SIGCHLD (for the
-/// signalfd) and the ignored SIGPIPE (Rust's runtime ignores it).
+/// Runs the workload like libcontainer's default executor, after giving it the signal
+/// state a fresh process expects: ignored signals and the signal mask survive execve, and
+/// the shim blocks SIGCHLD (for its signalfd), Rust's runtime ignores SIGPIPE, and whatever
+/// started the daemon may have ignored more (glibc's internal signals 32 and 33 among them).
 #[derive(Clone)]
 struct CleanExecutor;
 
 impl Executor for CleanExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        // SAFETY: plain signal-disposition and mask calls in the single-threaded init
-        // process, right before execve.
+        // Raw syscalls, because glibc's wrappers refuse to touch its internal signals. An
+        // all-zero kernel `struct sigaction` is SIG_DFL with no flags and an empty mask,
+        // whatever the architecture's field order.
+        let default_action = [0u64; 4];
+        let empty_mask: u64 = 0;
+        for sig in 1..=64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            // SAFETY: rt_sigaction reads a zeroed struct large enough for any layout and
+            // writes nothing (null old action); sigsetsize is the kernel's 8 bytes.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    default_action.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                );
+            }
+        }
+        // SAFETY: sets this thread's signal mask from an 8-byte kernel sigset.
         unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &empty_mask as *const u64,
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
         }
         DefaultExecutor {}.exec(spec)
     }
