@@ -64,6 +64,7 @@ struct Fixture {
     rootfs: PathBuf,
     pod_uid: String,
     sandboxes: Vec<String>,
+    finished: bool,
 }
 
 impl Fixture {
@@ -86,6 +87,7 @@ impl Fixture {
             rootfs,
             pod_uid,
             sandboxes: Vec::new(),
+            finished: false,
         }
     }
 
@@ -151,27 +153,38 @@ impl Fixture {
             .collect()
     }
 
-    /// Stops and removes everything, then checks that nothing is left.
-    fn finish(self) {
-        for id in self.runtime.list().expect("list") {
-            self.runtime.stop(&id, Duration::ZERO).expect("stop");
-            self.runtime.remove(&id).expect("remove");
+    /// Stops and removes every container, sandbox and cgroup of the test.
+    fn cleanup(&self) -> Result<(), RuntimeError> {
+        for id in self.runtime.list()? {
+            self.runtime.stop(&id, Duration::ZERO)?;
+            self.runtime.remove(&id)?;
         }
         for uid in &self.sandboxes {
-            self.runtime.destroy_sandbox(uid).expect("destroy sandbox");
+            self.runtime.destroy_sandbox(uid)?;
             // Idempotent.
-            self.runtime
-                .destroy_sandbox(uid)
-                .expect("destroy sandbox again");
+            self.runtime.destroy_sandbox(uid)?;
         }
-        self.runtime
-            .remove_pod_cgroup(&self.pod_uid)
-            .expect("remove pod cgroup");
-        self.runtime
-            .cgroups()
-            .remove_parent()
-            .expect("remove parent");
+        self.runtime.remove_pod_cgroup(&self.pod_uid)?;
+        self.runtime.cgroups().remove_parent()?;
+        Ok(())
+    }
+
+    /// Cleans up, then checks that nothing is left.
+    fn finish(mut self) {
+        self.cleanup().expect("cleanup");
+        self.finished = true;
         assert_nothing_left(self.dir.path(), &self.parent);
+    }
+}
+
+impl Drop for Fixture {
+    /// A failed test still cleans up what it can (before its directory goes).
+    fn drop(&mut self) {
+        if !self.finished
+            && let Err(e) = self.cleanup()
+        {
+            eprintln!("cleanup after a failed test: {e}");
+        }
     }
 }
 
