@@ -39,7 +39,7 @@ pub enum Command {
     /// Show the client and server versions.
     Version,
     /// Internal: the per-container supervisor and its helpers, spawned by the daemon.
-    #[command(hide = true)]
+    #[command(hide = true, disable_help_flag = true)]
     Shim(ShimArgs),
 }
 

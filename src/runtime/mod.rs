@@ -45,6 +45,9 @@ pub use spec::{
 
 use record::{ContainerPaths, ShimRecord};
 
+/// How long [`Runtime::remove`] waits for a finished shim to exit.
+const SHIM_EXIT_TIMEOUT_MS: u16 = 5000;
+
 /// How long [`Runtime::stop`] waits for a container after SIGKILL.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -639,6 +642,14 @@ impl Runtime {
                 return Err(RuntimeError::StillRunning { id: id.to_string() });
             }
             Ok(_) => {}
+        }
+        // The shim exits right after writing the final record; let it finish, so that
+        // nothing of the container remains once this returns.
+        if let Some(rec) = self.read_record(id, &paths)?
+            && let Some(fd) = pidfd_for(&rec)
+        {
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(SHIM_EXIT_TIMEOUT_MS));
         }
         if paths.libcontainer_state.exists() {
             // Only left behind when the shim died: let libcontainer kill and clean up.

@@ -56,50 +56,59 @@ pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
     Capability::AuditWrite,
 ];
 
-/// Every capability oci-spec knows (what a privileged container gets).
+/// Every capability oci-spec knows, indexed by its bit number in the kernel's capability
+/// masks (what a privileged container gets, as far as the host allows).
 pub const ALL_CAPABILITIES: [Capability; 41] = [
-    Capability::AuditControl,
-    Capability::AuditRead,
-    Capability::AuditWrite,
-    Capability::BlockSuspend,
-    Capability::Bpf,
-    Capability::CheckpointRestore,
     Capability::Chown,
     Capability::DacOverride,
     Capability::DacReadSearch,
     Capability::Fowner,
     Capability::Fsetid,
-    Capability::IpcLock,
-    Capability::IpcOwner,
     Capability::Kill,
-    Capability::Lease,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setpcap,
     Capability::LinuxImmutable,
-    Capability::MacAdmin,
-    Capability::MacOverride,
-    Capability::Mknod,
-    Capability::NetAdmin,
     Capability::NetBindService,
     Capability::NetBroadcast,
+    Capability::NetAdmin,
     Capability::NetRaw,
-    Capability::Perfmon,
-    Capability::Setgid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::Setuid,
+    Capability::IpcLock,
+    Capability::IpcOwner,
+    Capability::SysModule,
+    Capability::SysRawio,
+    Capability::SysChroot,
+    Capability::SysPtrace,
+    Capability::SysPacct,
     Capability::SysAdmin,
     Capability::SysBoot,
-    Capability::SysChroot,
-    Capability::SysModule,
     Capability::SysNice,
-    Capability::SysPacct,
-    Capability::SysPtrace,
-    Capability::SysRawio,
     Capability::SysResource,
     Capability::SysTime,
     Capability::SysTtyConfig,
+    Capability::Mknod,
+    Capability::Lease,
+    Capability::AuditWrite,
+    Capability::AuditControl,
+    Capability::Setfcap,
+    Capability::MacOverride,
+    Capability::MacAdmin,
     Capability::Syslog,
     Capability::WakeAlarm,
+    Capability::BlockSuspend,
+    Capability::AuditRead,
+    Capability::Perfmon,
+    Capability::Bpf,
+    Capability::CheckpointRestore,
 ];
+
+/// The bit of a capability in `/proc/<pid>/status` masks.
+pub fn capability_bit(cap: Capability) -> u32 {
+    ALL_CAPABILITIES
+        .iter()
+        .position(|c| *c == cap)
+        .map_or(u32::MAX, |i| i as u32)
+}
 
 /// Paths hidden from the container (runc's list plus containerd's additions).
 pub const MASKED_PATHS: [&str; 12] = [
@@ -417,6 +426,8 @@ pub struct HostLimits {
     /// Without CAP_SYS_RESOURCE a process may raise its `oom_score_adj` but not lower it.
     pub can_lower_oom_score_adj: bool,
     pub oom_score_adj: i32,
+    /// This process's permitted capabilities (CapPrm): a container cannot get more.
+    pub capabilities: u64,
 }
 
 impl HostLimits {
@@ -445,12 +456,15 @@ impl HostLimits {
             .filter_map(|(kind, res)| getrlimit(*res).ok().map(|(_, hard)| (*kind, hard)))
             .collect();
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let mask = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        };
         // CAP_SYS_RESOURCE is bit 24 of CapEff.
-        let can_lower = status
-            .lines()
-            .find_map(|l| l.strip_prefix("CapEff:"))
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-            .is_none_or(|caps| caps & (1 << 24) != 0);
+        let can_lower = mask("CapEff:").is_none_or(|caps| caps & (1 << 24) != 0);
+        let capabilities = mask("CapPrm:").unwrap_or(u64::MAX);
         let oom_score_adj = std::fs::read_to_string("/proc/self/oom_score_adj")
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -459,6 +473,7 @@ impl HostLimits {
             rlimit_hard,
             can_lower_oom_score_adj: can_lower,
             oom_score_adj,
+            capabilities,
         }
     }
 
@@ -603,7 +618,7 @@ pub fn build_spec(config: &ContainerConfig, host: &HostLimits) -> Result<Spec, S
     }
 
     let sec = &config.security;
-    let caps = capability_set(id, sec)?;
+    let caps = capability_set(id, sec, host)?;
     let build = |what: &'static str| {
         let id = id.clone();
         move |source| SpecError::Build {
@@ -717,27 +732,43 @@ fn is_all(name: &str) -> bool {
 
 /// Docker's default set (or every capability when privileged), then drops, then adds:
 /// `drop: [ALL], add: [NET_BIND_SERVICE]` leaves exactly NET_BIND_SERVICE.
-fn capability_set(id: &str, sec: &Security) -> Result<Capabilities, SpecError> {
+fn capability_set(id: &str, sec: &Security, host: &HostLimits) -> Result<Capabilities, SpecError> {
     let mut caps: Capabilities = if sec.privileged {
         ALL_CAPABILITIES.iter().copied().collect()
     } else {
         DEFAULT_CAPABILITIES.iter().copied().collect()
     };
-    if sec.privileged {
-        return Ok(caps);
-    }
-    for name in &sec.drop_capabilities {
-        if is_all(name) {
-            caps.clear();
-        } else {
-            caps.remove(&parse_capability(id, name)?);
+    if !sec.privileged {
+        for name in &sec.drop_capabilities {
+            if is_all(name) {
+                caps.clear();
+            } else {
+                caps.remove(&parse_capability(id, name)?);
+            }
+        }
+        for name in &sec.add_capabilities {
+            if is_all(name) {
+                caps.extend(ALL_CAPABILITIES.iter().copied());
+            } else {
+                caps.insert(parse_capability(id, name)?);
+            }
         }
     }
-    for name in &sec.add_capabilities {
-        if is_all(name) {
-            caps.extend(ALL_CAPABILITIES.iter().copied());
-        } else {
-            caps.insert(parse_capability(id, name)?);
+    // A process cannot hand out capabilities it does not hold (these hosts' root lacks
+    // CAP_SYS_RESOURCE): libcontainer would fail to set them, so leave them out.
+    let missing: Vec<Capability> = caps
+        .iter()
+        .copied()
+        .filter(|c| host.capabilities & (1u64 << capability_bit(*c).min(63)) == 0)
+        .collect();
+    if !missing.is_empty() {
+        tracing::info!(
+            container = id,
+            capabilities = ?missing,
+            "capabilities left out: berth itself does not hold them on this host"
+        );
+        for c in &missing {
+            caps.remove(c);
         }
     }
     Ok(caps)
@@ -1080,6 +1111,8 @@ mod tests {
             rlimit_hard: vec![(PosixRlimitType::RlimitNofile, 20_000)],
             can_lower_oom_score_adj: false,
             oom_score_adj: 0,
+            // Everything but CAP_SYS_RESOURCE, like root on these hosts.
+            capabilities: ((1u64 << 41) - 1) & !(1 << 24),
         }
     }
 
@@ -1087,6 +1120,19 @@ mod tests {
         let mut c = ContainerConfig::new("c1", "/rootfs", vec!["sh".into()]);
         c.cgroups_path = "/berth/podx/c1".into();
         c
+    }
+
+    #[test]
+    fn capability_bits_match_the_kernel() {
+        assert_eq!(capability_bit(Capability::Chown), 0);
+        assert_eq!(capability_bit(Capability::SysResource), 24);
+        assert_eq!(capability_bit(Capability::Setfcap), 31);
+        assert_eq!(capability_bit(Capability::CheckpointRestore), 40);
+        let docker: u64 = DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| 1u64 << capability_bit(*c))
+            .sum();
+        assert_eq!(docker, 0xa80425fb);
     }
 
     #[test]
@@ -1210,6 +1256,14 @@ mod tests {
         let mut c = config();
         c.security.privileged = true;
         let spec = build_spec(&c, &host()).expect("spec");
+        let caps = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().clone())
+            .and_then(|c| c.permitted().clone())
+            .expect("caps");
+        assert_eq!(caps.len(), 40);
+        assert!(!caps.contains(&Capability::SysResource));
         let linux = spec.linux().as_ref().expect("linux");
         assert!(linux.seccomp().is_none());
         assert!(linux.masked_paths().as_ref().is_none_or(|m| m.is_empty()));
