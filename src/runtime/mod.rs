@@ -253,13 +253,23 @@ impl Runtime {
         let cgroups = Cgroups::detect(&options.cgroup_parent)?;
         cgroups.ensure_parent()?;
         tracing::info!(version = ?cgroups.version(), parent = cgroups.parent(), "cgroups detected");
+        let host = HostLimits::current();
+        if let Some(hard) = host.hard_limit(spec::PosixRlimitType::RlimitNofile)
+            && hard < spec::DEFAULT_NOFILE
+        {
+            tracing::info!(
+                granted = hard,
+                requested = spec::DEFAULT_NOFILE,
+                "containers get RLIMIT_NOFILE clamped to berth's own hard limit (raising it needs CAP_SYS_RESOURCE)"
+            );
+        }
         Ok(Runtime {
             state_root,
             run_dir,
             log_root,
             shim_binary,
             cgroups,
-            host: HostLimits::current(),
+            host,
             options,
         })
     }

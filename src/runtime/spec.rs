@@ -477,7 +477,8 @@ impl HostLimits {
         }
     }
 
-    fn hard_limit(&self, kind: PosixRlimitType) -> Option<u64> {
+    /// This process's hard limit for `kind`, if known.
+    pub fn hard_limit(&self, kind: PosixRlimitType) -> Option<u64> {
         self.rlimit_hard
             .iter()
             .find(|(k, _)| *k == kind)
@@ -786,7 +787,9 @@ fn clamp_rlimits(
         if let Some(max) = host.hard_limit(r.kind)
             && hard > max
         {
-            tracing::info!(
+            // Debug only: it happens to every container on such hosts; Runtime::new says
+            // it once at info level.
+            tracing::debug!(
                 container = id,
                 rlimit = ?r.kind,
                 requested = hard,
