@@ -765,3 +765,37 @@ fn read_line(fd: OwnedFd, timeout: Duration) -> Result<Option<String>, ReadLineE
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Runtime>();
+        shareable::<ContainerState>();
+    }
+
+    #[test]
+    fn read_line_stops_at_newline_eof_or_deadline() {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let mut w = fs::File::from(w);
+        io::Write::write_all(&mut w, b"started 42\nrest").expect("write");
+        assert_eq!(
+            read_line(r, Duration::from_secs(1))
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some("started 42")
+        );
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        drop(w);
+        assert!(matches!(read_line(r, Duration::from_secs(1)), Ok(None)));
+        let (r, _w) = nix::unistd::pipe().expect("pipe");
+        assert!(matches!(
+            read_line(r, Duration::from_millis(20)),
+            Err(ReadLineError::Timeout)
+        ));
+    }
+}
