@@ -19,6 +19,9 @@
 //! - [`image`]: local images: content-addressed blobs, unpacked layers, overlayfs rootfs,
 //!   Kubernetes' command/env/pull-policy rules. Depends on nothing internal; used only by
 //!   the kubelet.
+//! - [`runtime`]: containers for the kubelet: pod sandboxes, cgroups (v1 and v2), and one
+//!   `berth shim` process per container, the only code that calls libcontainer. Depends on
+//!   nothing internal; only the kubelet may use it.
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
 //! - [`client`]: the typed API client over the socket. Depends on `api`.
 //! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
@@ -31,5 +34,6 @@ pub mod daemon;
 pub mod events;
 pub mod image;
 pub mod kubelet;
+pub mod runtime;
 pub mod server;
 pub mod store;

@@ -1,4 +1,4 @@
-//! The `berth` binary: `berth daemon`, and the client commands.
+//! The `berth` binary: `berth daemon`, `berth shim …` (internal), and the client commands.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +11,8 @@ use berth::daemon::{self, Config};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        // Before any runtime or thread: the shim calls libcontainer, which forks.
+        Command::Shim(args) => berth::runtime::shim::main(args.args),
         Command::Daemon(args) => run_daemon(cli.socket, args),
         command => {
             let rt = match tokio::runtime::Builder::new_current_thread()

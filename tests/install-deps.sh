@@ -4,6 +4,7 @@ set -euo pipefail
 packages=(
   build-essential   # cc for -sys crates
   pkg-config
+  libseccomp-dev    # libcontainer's seccomp support links libseccomp
   procps            # pgrep for the leak check
   passwd            # groupadd for the access-control test
   busybox-static    # /bin/busybox for the test image (tests/images/build-busybox.sh)

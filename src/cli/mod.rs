@@ -38,6 +38,17 @@ pub enum Command {
     Events(EventsArgs),
     /// Show the client and server versions.
     Version,
+    /// Internal: the per-container supervisor and its helpers, spawned by the daemon.
+    #[command(hide = true, disable_help_flag = true)]
+    Shim(ShimArgs),
+}
+
+/// Everything after `berth shim`, parsed by the shim itself (`crate::runtime::shim`), which
+/// must run before any async runtime or thread exists.
+#[derive(Debug, Args)]
+pub struct ShimArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +211,9 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         Command::Version => version(&client).await,
         Command::Daemon(_) => Err(CliError::Usage(
             "berth daemon is not a client command".into(),
+        )),
+        Command::Shim(_) => Err(CliError::Usage(
+            "berth shim is internal and not a client command".into(),
         )),
     };
     match result {
