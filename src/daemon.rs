@@ -23,6 +23,12 @@ use crate::store::{Store, StoreError, StoreOptions};
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/berth";
 /// Default API socket.
 pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+/// Default location of container logs.
+pub const DEFAULT_LOG_DIR: &str = "/var/log/berth/pods";
+/// Default location of runtime files (pod sandboxes).
+pub const DEFAULT_RUN_DIR: &str = "/run/berth";
+/// Default cgroup parent.
+pub const DEFAULT_CGROUP_PARENT: &str = crate::runtime::cgroups::DEFAULT_PARENT;
 /// Default configuration file.
 pub const DEFAULT_CONFIG: &str = "/etc/berth/config.yaml";
 
@@ -44,6 +50,13 @@ pub struct Config {
     pub event_ttl_seconds: u64,
     /// This node's name (default: the host name, lower-cased).
     pub node_name: Option<String>,
+    /// Where container logs go (CRI format, `<ns>_<pod>_<uid>/<container>/<n>.log`).
+    pub log_dir: PathBuf,
+    /// Runtime files that must not survive a reboot (pod sandboxes).
+    pub run_dir: PathBuf,
+    /// berth's cgroup parent (below each controller's root on cgroup v1, below the
+    /// unified root on v2).
+    pub cgroup_parent: String,
 }
 
 impl Default for Config {
@@ -56,6 +69,9 @@ impl Default for Config {
             watch_history: 10_000,
             event_ttl_seconds: 3600,
             node_name: None,
+            log_dir: PathBuf::from(DEFAULT_LOG_DIR),
+            run_dir: PathBuf::from(DEFAULT_RUN_DIR),
+            cgroup_parent: DEFAULT_CGROUP_PARENT.to_string(),
         }
     }
 }
@@ -84,6 +100,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Kubelet(#[from] crate::kubelet::KubeletError),
     #[error("cannot bootstrap namespace {name}: {message}")]
     Bootstrap { name: String, message: String },
 }
@@ -315,8 +333,22 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let host = crate::kubelet::node::HostInfo::read(config.node_name.as_deref(), &config.state_dir);
     let node = tokio::task::block_in_place(|| crate::kubelet::node::register(&store, &host))?;
     tracing::info!(node = meta_name(&node), "node registered");
+    let kubelet = tokio::task::block_in_place(|| {
+        crate::kubelet::Kubelet::new(crate::kubelet::KubeletConfig {
+            state_dir: config.state_dir.clone(),
+            log_dir: config.log_dir.clone(),
+            run_dir: config.run_dir.clone(),
+            cgroup_parent: config.cgroup_parent.clone(),
+            crash_loop_base: std::time::Duration::from_secs(10),
+            shim_binary: None,
+        })
+    })?;
     let (listener, write_group) = bind_socket(&config)?;
-    let server = ApiServer::new(store.clone(), ServerConfig { write_group });
+    let server = ApiServer::new(
+        store.clone(),
+        ServerConfig { write_group },
+        kubelet.services(),
+    );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let controllers =
         crate::controllers::start(store.clone(), meta_name(&node), shutdown_rx.clone());

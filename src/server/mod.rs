@@ -7,6 +7,7 @@
 
 mod discovery;
 mod handlers;
+pub mod node;
 pub mod routes;
 mod watch;
 
@@ -62,11 +63,17 @@ pub struct ServerConfig {
 pub struct ApiServer {
     pub store: Arc<Store>,
     pub config: ServerConfig,
+    /// Logs, exec, images and metrics, served by the kubelet.
+    pub node: node::NodeServices,
 }
 
 impl ApiServer {
-    pub fn new(store: Arc<Store>, config: ServerConfig) -> Arc<Self> {
-        Arc::new(ApiServer { store, config })
+    pub fn new(store: Arc<Store>, config: ServerConfig, node: node::NodeServices) -> Arc<Self> {
+        Arc::new(ApiServer {
+            store,
+            config,
+            node,
+        })
     }
 
     /// Who may do what, from the peer credentials of a connection.
@@ -186,6 +193,7 @@ impl ApiServer {
             routes::Route::OpenApi(rest) => {
                 discovery::openapi(&rest).map(|v| json_response(StatusCode::OK, &v))
             }
+            routes::Route::Images(reference) => images(&self.node, method, reference, req).await,
             routes::Route::Resource(r) => {
                 let accept = header(&req, hyper::header::ACCEPT);
                 let content_type = header(&req, CONTENT_TYPE);
@@ -236,6 +244,62 @@ impl ApiServer {
             ),
         }
     }
+}
+
+/// `/apis/images.berth.dev/v1/images…`: list, get, delete, and import (POST, the archive
+/// as the body, streamed: archives are far larger than the API's body limit).
+async fn images(
+    node: &node::NodeServices,
+    method: Method,
+    reference: Option<String>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let service = node
+        .images
+        .clone()
+        .ok_or_else(|| node::unavailable("the image service"))?;
+    let value = match (method, reference) {
+        (Method::GET, None) => service.list().await?,
+        (Method::GET, Some(r)) => service.get(r).await?,
+        (Method::DELETE, Some(r)) => service.remove(r).await?,
+        (Method::POST, None) => {
+            let name = form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+                .find(|(k, _)| k == "name")
+                .map(|(_, v)| v.into_owned())
+                .filter(|v| !v.is_empty());
+            let (tx, rx) = tokio::sync::mpsc::channel(8);
+            let mut body = req.into_body();
+            let pump = tokio::spawn(async move {
+                while let Some(frame) = body.frame().await {
+                    match frame {
+                        Ok(f) => {
+                            if let Ok(data) = f.into_data()
+                                && tx.send(data).await.is_err()
+                            {
+                                return Ok(());
+                            }
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                Ok(())
+            });
+            let result = service.import(rx, name).await;
+            match pump.await {
+                Ok(Err(e)) => {
+                    return Err(ApiError::bad_request(format!(
+                        "the upload of the image archive broke off: {e}"
+                    )));
+                }
+                Err(e) => return Err(ApiError::internal(format!("upload task failed: {e}"))),
+                Ok(Ok(())) => {}
+            }
+            let imported = result?;
+            return Ok(json_response(StatusCode::CREATED, &imported));
+        }
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+    Ok(json_response(StatusCode::OK, &value))
 }
 
 /// Supplementary groups of a process, from `/proc/<pid>/status`.
@@ -397,6 +461,7 @@ mod tests {
             ServerConfig {
                 write_group: group.map(|g| ("berth".to_string(), g)),
             },
+            node::NodeServices::default(),
         )
     }
 

@@ -23,7 +23,13 @@ pub enum Route {
     OpenApi(String),
     /// A collection, an object or an object's subresource.
     Resource(ResourceRoute),
+    /// `/apis/images.berth.dev/v1/images[/{reference}]`: the node's local images (the
+    /// reference percent-encoded, `/` as `%2F`).
+    Images(Option<String>),
 }
+
+/// The API group of local images (served by the kubelet, not stored).
+pub const IMAGES_GROUP: &str = "images.berth.dev";
 
 /// A resource path.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +73,10 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
                 version: version.to_string(),
             })
         }
+        ["apis", IMAGES_GROUP, "v1", "images"] => Ok(Route::Images(None)),
+        ["apis", IMAGES_GROUP, "v1", "images", reference] => {
+            Ok(Route::Images(Some(percent_decode(reference))))
+        }
         ["api", "v1", rest @ ..] => resource("", "v1", rest, path),
         ["apis", group, version, rest @ ..] => resource(group, version, rest, path),
         _ => Err(not_found(path)),
@@ -81,16 +91,18 @@ fn known_group<'a>(group: &'a str, path: &str) -> Result<&'a str, ApiError> {
     }
 }
 
+/// Decodes one percent-encoded path segment.
+fn percent_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
 fn resource(group: &str, version: &str, rest: &[&str], path: &str) -> Result<Route, ApiError> {
     let lookup =
         |plural: &str| registry::by_plural(group, version, plural).ok_or_else(|| not_found(path));
-    let percent = |s: &str| -> Result<String, ApiError> {
-        let decoded: String = form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
-        Ok(decoded)
-    };
+    let percent = |s: &str| -> Result<String, ApiError> { Ok(percent_decode(s)) };
     // `/namespaces/{ns}/{plural}…` names a namespaced collection when {plural} is one;
     // otherwise `/namespaces/{name}[/{sub}]` is the Namespace object itself.
     if let ["namespaces", ns, plural, tail @ ..] = rest

@@ -55,6 +55,18 @@ impl TestDaemon {
         self.dir.path().join("state")
     }
 
+    /// This daemon's cgroup parent (without the leading '/'): unique per test daemon, so
+    /// tests do not see each other's pods and the leak check finds leftovers by prefix.
+    pub fn cgroup_parent(&self) -> String {
+        let base = self
+            .dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        base.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-")
+    }
+
     fn config_path(&self) -> PathBuf {
         self.dir.path().join("config.yaml")
     }
@@ -62,9 +74,12 @@ impl TestDaemon {
     /// Spawns the daemon process and waits until it answers.
     pub fn spawn(&mut self) {
         let config = format!(
-            "stateDir: {}\nsocket: {}\n{}",
+            "stateDir: {}\nsocket: {}\nlogDir: {}\nrunDir: {}\ncgroupParent: /{}\n{}",
             self.state_dir().display(),
             self.socket().display(),
+            self.dir.path().join("logs").display(),
+            self.dir.path().join("run").display(),
+            self.cgroup_parent(),
             self.config
         );
         std::fs::write(self.config_path(), config).expect("write config");
