@@ -510,3 +510,93 @@ fn a_multi_platform_index_yields_the_image_for_this_machine() {
     store.remove("busybox:multi").unwrap();
     assert_store_empty(&root);
 }
+
+/// The image API and CLI against a real daemon: import from a file and from stdin, ls,
+/// inspect, rm; a broken archive and an unknown reference get clear errors and change
+/// nothing.
+#[test]
+fn the_cli_imports_lists_inspects_and_removes_through_the_daemon() {
+    let d = common::TestDaemon::start();
+    let oci = build(d.dir.path(), "busybox-oci.tar", &[]);
+    let docker = build(
+        d.dir.path(),
+        "busybox-docker.tar",
+        &["--docker", "berth.local/other:1.0"],
+    );
+    let ok = |o: &std::process::Output| {
+        assert!(
+            o.status.success(),
+            "stdout: {}\nstderr: {}",
+            common::stdout(o),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        common::stdout(o)
+    };
+
+    let out = ok(&d.cli(&["image", "import", oci.to_str().unwrap()]));
+    assert!(
+        out.contains("Imported berth.local/busybox:latest ("),
+        "{out}"
+    );
+
+    // From standard input, as `docker save … | berth image import -`.
+    let mut cmd = Command::new(common::berth_bin());
+    cmd.args(["image", "import", "-"])
+        .env("BERTH_SOCKET", d.socket())
+        .stdin(fs::File::open(&docker).unwrap());
+    let out = ok(&cmd.output().unwrap());
+    assert!(out.contains("Imported berth.local/other:1.0 ("), "{out}");
+
+    let out = ok(&d.cli(&["image", "ls"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("IMAGE"), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("berth.local/busybox ") && l.contains(" latest ")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("berth.local/other ") && l.contains(" 1.0 ")),
+        "{out}"
+    );
+
+    let out = ok(&d.cli(&[
+        "image",
+        "inspect",
+        "berth.local/busybox:latest",
+        "-o",
+        "json",
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["kind"], "Image");
+    assert_eq!(v["metadata"]["name"], "berth.local/busybox:latest");
+    assert!(v["spec"]["id"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(v["spec"]["layers"].as_array().unwrap().len(), 2);
+    assert!(v["spec"]["config"].is_object(), "{v}");
+
+    // A broken archive: a clear error, nothing changes.
+    let junk = d.write("junk.tar", "this is not a tar archive at all");
+    let o = d.cli(&["image", "import", junk.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).trim().is_empty(),
+        "an error is printed"
+    );
+    assert_eq!(
+        ok(&d.cli(&["image", "ls", "-o", "name"])).lines().count(),
+        2
+    );
+
+    let out = ok(&d.cli(&["image", "rm", "berth.local/other:1.0"]));
+    assert!(out.contains("Untagged: berth.local/other:1.0"), "{out}");
+    let o = d.cli(&["image", "rm", "berth.local/other:1.0"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not found locally"), "{err}");
+    let out = ok(&d.cli(&["image", "ls", "-o", "name"]));
+    assert_eq!(out.trim(), "image/berth.local/busybox:latest");
+}

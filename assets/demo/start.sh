@@ -13,6 +13,10 @@ if ! "$bin" version >/dev/null 2>&1; then
   echo "berth daemon started (pid $!, log $state/daemon.log)"
   for _ in $(seq 100); do "$bin" version >/dev/null 2>&1 && break; sleep 0.1; done
 fi
+if ! "$bin" image inspect berth.local/busybox:latest >/dev/null 2>&1; then
+  tests/images/build-busybox.sh "$state/busybox.tar"
+  "$bin" image import "$state/busybox.tar"
+fi
 "$bin" apply -f assets/demo/workload.yaml
 "$bin" get all -n demo
 echo

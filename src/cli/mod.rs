@@ -2,6 +2,7 @@
 
 mod apply;
 mod get;
+mod image;
 pub mod manifest;
 
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Show the client and server versions.
     Version,
+    /// Manage the node's local images (import, ls, inspect, rm).
+    Image(image::ImageArgs),
     /// Internal: the per-container supervisor and its helpers, spawned by the daemon.
     #[command(hide = true, disable_help_flag = true)]
     Shim(ShimArgs),
@@ -209,6 +212,7 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         Command::Delete(a) => apply::delete(&client, a).await,
         Command::Events(a) => get::events(&client, a).await,
         Command::Version => version(&client).await,
+        Command::Image(a) => image::image(&client, a).await,
         Command::Daemon(_) => Err(CliError::Usage(
             "berth daemon is not a client command".into(),
         )),

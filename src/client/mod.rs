@@ -124,6 +124,16 @@ impl Client {
 
     /// Opens a connection to the daemon.
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+        self.connect_with().await
+    }
+
+    /// Opens a connection to the daemon for requests with body type `B`.
+    async fn connect_with<B>(&self) -> Result<SendRequest<B>, ClientError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|source| {
             let hint = match source.kind() {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
@@ -198,6 +208,50 @@ impl Client {
         let bytes = resp.into_body().collect().await.map_err(http)?.to_bytes();
         self.put_idle(sender);
         Ok((status, bytes))
+    }
+
+    /// POSTs a body streamed from `reader` (an image archive: far larger than what is
+    /// sensible to hold in memory) and returns the JSON answer.
+    pub async fn upload(
+        &self,
+        path: &str,
+        content_type: &str,
+        reader: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+    ) -> Result<Value, ClientError> {
+        use tokio::io::AsyncReadExt;
+        let http = |source| ClientError::Http {
+            socket: self.socket.clone(),
+            source,
+        };
+        let frames = futures_util::stream::unfold(Some(reader), |reader| async move {
+            let mut reader = reader?;
+            let mut buf = vec![0u8; 256 * 1024];
+            match reader.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(hyper::body::Frame::data(Bytes::from(buf))), Some(reader)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+        let body = http_body_util::StreamBody::new(frames);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("host", "berth")
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+            .map_err(|e| ClientError::Decode {
+                status: 0,
+                message: format!("bad request path {path}: {e}"),
+            })?;
+        let mut sender = self.connect_with().await?;
+        let resp = sender.send_request(req).await.map_err(http)?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map_err(http)?.to_bytes();
+        decode(status, &bytes)
     }
 
     /// Sends a request and returns the JSON answer, or the Status error it carried.

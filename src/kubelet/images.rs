@@ -54,9 +54,8 @@ pub fn image_object(info: &ImageInfo) -> Value {
 pub fn api_error(e: ImageError) -> ApiError {
     let message = e.to_string();
     match e {
-        ImageError::NotFound { reference } => {
-            ApiError::NotFound(ObjectRef::new("images.berth.dev", "images", &reference))
-        }
+        // The store's message says how to get the image; keep it.
+        ImageError::NotFound { .. } => ApiError::NotFoundPath { message },
         ImageError::InUse { reference, .. } => ApiError::Conflict {
             object: ObjectRef::new("images.berth.dev", "images", &reference),
             reason: message,
