@@ -14,8 +14,11 @@
 //!   `api` and `store`.
 //! - [`controllers`]: reconcilers over the store (in-process, through the same gate as the
 //!   API). Depend only on `api` and `store`.
-//! - [`kubelet`]: runs this node's pods (so far: registers the Node). The only module that
-//!   will touch the runtime, images, volumes and the network. Depends on `api` and `store`.
+//! - [`kubelet`]: runs this node's pods: Node registration, pod workers, and the node
+//!   side of the API (logs, exec, images, metrics) behind the traits of `server::node`.
+//!   The only module that touches the runtime, images, volumes and the network. Depends
+//!   on `api`, `store`, `events`, `server::node` (a contract, not the HTTP server), and
+//!   `runtime`/`image`.
 //! - [`image`]: local images: content-addressed blobs, unpacked layers, overlayfs rootfs,
 //!   Kubernetes' command/env/pull-policy rules. Depends on nothing internal; used only by
 //!   the kubelet.

@@ -227,6 +227,7 @@ impl ApiServer {
         };
         let (resource, group) = match route {
             routes::Route::Resource(r) => (r.rt.plural, r.rt.group),
+            routes::Route::Images(_) => ("images", routes::IMAGES_GROUP),
             _ => ("", ""),
         };
         let how = match &self.config.write_group {
