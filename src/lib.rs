@@ -14,6 +14,8 @@
 //!   `api` and `store`.
 //! - [`controllers`]: reconcilers over the store (in-process, through the same gate as the
 //!   API). Depend only on `api` and `store`.
+//! - [`scheduler`]: binds pending pods to a node they fit (resources, selectors,
+//!   affinity, taints, host ports). Depends only on `api`, `store` and `events`.
 //! - [`kubelet`]: runs this node's pods: Node registration, pod workers, and the node
 //!   side of the API (logs, exec, images, metrics) behind the traits of `server::node`.
 //!   The only module that touches the runtime, images, volumes and the network. Depends
@@ -38,5 +40,6 @@ pub mod events;
 pub mod image;
 pub mod kubelet;
 pub mod runtime;
+pub mod scheduler;
 pub mod server;
 pub mod store;

@@ -4,6 +4,7 @@ mod apply;
 mod get;
 mod image;
 pub mod manifest;
+mod node;
 
 use std::path::PathBuf;
 
@@ -41,6 +42,12 @@ pub enum Command {
     Version,
     /// Manage the node's local images (import, ls, inspect, rm).
     Image(image::ImageArgs),
+    /// Mark a node unschedulable: new pods stay Pending until uncordon.
+    Cordon(node::NodeArgs),
+    /// Mark a node schedulable again.
+    Uncordon(node::NodeArgs),
+    /// Cordon a node and evict its pods, honouring their grace periods.
+    Drain(node::DrainArgs),
     /// Internal: the per-container supervisor and its helpers, spawned by the daemon.
     #[command(hide = true, disable_help_flag = true)]
     Shim(ShimArgs),
@@ -213,6 +220,9 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         Command::Events(a) => get::events(&client, a).await,
         Command::Version => version(&client).await,
         Command::Image(a) => image::image(&client, a).await,
+        Command::Cordon(a) => node::set_unschedulable(&client, &a.node, true).await,
+        Command::Uncordon(a) => node::set_unschedulable(&client, &a.node, false).await,
+        Command::Drain(a) => node::drain(&client, a).await,
         Command::Daemon(_) => Err(CliError::Usage(
             "berth daemon is not a client command".into(),
         )),

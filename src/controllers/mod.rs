@@ -1,7 +1,6 @@
 //! Controllers: reconcilers that run inside the daemon and change objects only through the
 //! store's write gate, like any API client.
 
-mod binder;
 mod gc;
 mod namespace;
 
@@ -13,15 +12,16 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::store::{Change, Store};
 
 /// Starts every controller; each stops when `shutdown` flips. `node` is this node's name
-/// (the binder assigns pods to it).
+/// (it names the scheduler's events).
 pub fn start(
     store: Arc<Store>,
     node: &str,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let events = crate::events::Recorder::new(store.clone(), "default-scheduler", node);
-    let node = node.to_string();
-    let bind = move |s: &Store| binder::bind_all(s, &node, &events);
+    let events =
+        crate::events::Recorder::new(store.clone(), crate::scheduler::DEFAULT_SCHEDULER, node);
+    let scheduler = Arc::new(crate::scheduler::Scheduler::default());
+    let schedule = move |s: &Store| scheduler.schedule_all(s, &events);
     vec![
         tokio::spawn(run_loop(
             store.clone(),
@@ -35,7 +35,12 @@ pub fn start(
             gc::relevant,
             gc::collect,
         )),
-        tokio::spawn(run_loop(store, shutdown, binder::relevant, bind)),
+        tokio::spawn(run_loop(
+            store,
+            shutdown,
+            crate::scheduler::relevant,
+            schedule,
+        )),
     ]
 }
 
