@@ -5,6 +5,7 @@
 
 pub mod images;
 pub mod node;
+pub mod prober;
 
 use std::path::PathBuf;
 use std::sync::Arc;
