@@ -87,15 +87,13 @@ impl CheckOutcome {
     }
 }
 
+/// An exec probe's run: the exit code and combined output, or why it could not run.
+pub type ExecFuture = Pin<Box<dyn Future<Output = Result<(i32, String), String>> + Send + 'static>>;
+
 /// Runs a command in a running container (the runtime's exec), for exec probes.
 pub trait ExecRunner: Send + Sync {
     /// The command's exit code and its combined output, or why it could not run.
-    fn run(
-        &self,
-        container_id: &str,
-        command: Vec<String>,
-        timeout: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<(i32, String), String>> + Send + 'static>>;
+    fn run(&self, container_id: &str, command: Vec<String>, timeout: Duration) -> ExecFuture;
 }
 
 /// Where a container's probes go.
