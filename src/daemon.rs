@@ -220,6 +220,47 @@ pub fn sd_notify(state: &str) {
     }
 }
 
+/// Half of systemd's `WatchdogSec` (from `WATCHDOG_USEC`, when it is meant for us).
+fn watchdog_period() -> Option<std::time::Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Some(pid) = std::env::var("WATCHDOG_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        && pid != std::process::id()
+    {
+        return None;
+    }
+    (usec > 0).then(|| std::time::Duration::from_micros(usec / 2))
+}
+
+/// Tells systemd we are alive while the store still answers a read: a daemon whose store
+/// hangs is restarted (containers survive: KillMode=process).
+async fn watchdog(
+    store: Arc<Store>,
+    period: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let ns = registry::by_kind("v1", "Namespace");
+    loop {
+        let s = store.clone();
+        let alive = tokio::task::spawn_blocking(move || match ns {
+            Some(rt) => s.get(rt, None, "default").is_ok(),
+            None => true,
+        })
+        .await
+        .unwrap_or(false);
+        if alive {
+            sd_notify("WATCHDOG=1");
+        } else {
+            tracing::warn!("the store did not answer; withholding the watchdog ping");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// The namespaces that exist from the first start.
 pub const BOOTSTRAP_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -361,6 +402,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     ));
     tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "berth daemon ready");
     sd_notify("READY=1");
+    if let Some(period) = watchdog_period() {
+        tokio::spawn(watchdog(store.clone(), period, shutdown_tx.subscribe()));
+    }
     signals.wait().await;
     sd_notify("STOPPING=1");
     tracing::info!("shutting down");

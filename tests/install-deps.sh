@@ -8,6 +8,8 @@ packages=(
   procps            # pgrep for the leak check
   passwd            # groupadd for the access-control test
   busybox-static    # /bin/busybox for the test image (tests/images/build-busybox.sh)
+  rpm               # rpm -qp to inspect the built .rpm (tests/package.sh)
+  systemd           # systemd-analyze verify of the installed unit
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -18,3 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# The package builders (crates.io), for tests/package.sh.
+for tool in cargo-deb cargo-generate-rpm; do
+  command -v "$tool" >/dev/null || cargo install --locked --quiet "$tool"
+done

@@ -11,4 +11,5 @@ tests/install-deps.sh
 cargo build --all-targets
 tests/leak-check.sh >/dev/null || { echo "leftovers from before the run:"; tests/leak-check.sh; exit 1; }
 cargo test --all-targets
+tests/package.sh
 tests/leak-check.sh

@@ -1,6 +1,7 @@
 //! The `berth` command line. Talks to the daemon only through [`crate::client`].
 
 mod apply;
+pub mod doctor;
 mod get;
 mod image;
 pub mod manifest;
@@ -40,6 +41,16 @@ pub enum Command {
     Events(EventsArgs),
     /// Show the client and server versions.
     Version,
+    /// Check that this host can run berth; print each problem with its fix.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Internal: write the man pages into DIR (used by packaging/build.sh).
+    #[command(hide = true, name = "generate-man")]
+    GenerateMan { dir: PathBuf },
     /// Manage the node's local images (import, ls, inspect, rm).
     Image(image::ImageArgs),
     /// Mark a node unschedulable: new pods stay Pending until uncordon.
@@ -59,6 +70,16 @@ pub enum Command {
 pub struct ShimArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The daemon's configuration (for stateDir, socket and group).
+    #[arg(long, value_name = "FILE", default_value = crate::daemon::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Print without colours (also when NO_COLOR is set or stdout is not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +233,7 @@ pub fn namespace_or_default(flag: &Option<String>) -> String {
 /// Runs a client command; returns the process exit code.
 pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
     let client = Client::from_flag(socket.as_deref());
+    let socket_flag = socket;
     let result = match command {
         Command::Apply(a) => apply::apply(&client, a).await,
         Command::Get(a) => get::get(&client, a).await,
@@ -219,6 +241,13 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         Command::Delete(a) => apply::delete(&client, a).await,
         Command::Events(a) => get::events(&client, a).await,
         Command::Version => version(&client).await,
+        Command::Doctor(a) => doctor(socket_flag.as_deref(), a),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::GenerateMan { dir } => generate_man(&dir),
         Command::Image(a) => image::image(&client, a).await,
         Command::Cordon(a) => node::set_unschedulable(&client, &a.node, true).await,
         Command::Uncordon(a) => node::set_unschedulable(&client, &a.node, false).await,
@@ -237,6 +266,55 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
             1
         }
     }
+}
+
+/// `berth doctor`: exit code 1 when a check fails.
+fn doctor(socket: Option<&std::path::Path>, args: DoctorArgs) -> Result<(), CliError> {
+    use std::io::IsTerminal;
+    let explicit = args.config.as_os_str() != crate::daemon::DEFAULT_CONFIG;
+    let config = crate::daemon::Config::load(&args.config, explicit)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let settings = doctor::Settings {
+        state_dir: config.state_dir.clone(),
+        socket: socket.map(PathBuf::from).unwrap_or(config.socket.clone()),
+        group: config.group.clone(),
+    };
+    let findings = doctor::run_checks(&doctor::RealHost, &settings);
+    let color = !args.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
+    print!("{}", doctor::render(&findings, color));
+    if findings.iter().any(|f| f.level == doctor::Level::Fail) {
+        return Err(CliError::Failed(
+            "this host cannot run berth yet; fix the problems marked FAIL".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `berth.1` and one page per subcommand (`berth-get.1`, …) into `dir`.
+fn generate_man(dir: &std::path::Path) -> Result<(), CliError> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    let cmd = Cli::command();
+    let write = |name: String, cmd: clap::Command| -> Result<(), CliError> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut out)
+            .map_err(|e| CliError::Failed(format!("cannot render {name}.1: {e}")))?;
+        std::fs::write(&path, out)
+            .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
+    };
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("berth-{}", sub.get_name());
+        write(
+            name.clone(),
+            sub.clone().display_name(name.clone()).bin_name(name),
+        )?;
+    }
+    write("berth".into(), cmd)
 }
 
 async fn version(client: &Client) -> Result<(), CliError> {

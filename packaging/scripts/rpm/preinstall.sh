@@ -1,0 +1,1 @@
+getent group berth >/dev/null 2>&1 || groupadd --system berth

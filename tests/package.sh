@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The packages for real (root): builds the .deb and .rpm, inspects the .rpm, installs the
+# .deb with dpkg, checks files, group, unit, `berth version` against a daemon of the
+# installed binary and `berth doctor`, then removes (dpkg -r) and purges (dpkg -P) and
+# checks what is left each time. Refuses to run where berth is installed already.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail() { echo "package test: $*" >&2; exit 1; }
+if dpkg -s berth >/dev/null 2>&1; then
+  fail "a berth package is installed on this machine; not touching it"
+fi
+if getent group berth >/dev/null 2>&1; then
+  fail "a berth group exists already; the purge check would remove it: not touching it"
+fi
+out=$(mktemp -d /tmp/berth-test-pkg.XXXXXX)
+cleanup() {
+  [ -n "${daemon_pid:-}" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  dpkg -P berth >/dev/null 2>&1 || true
+  rm -rf "$out"
+}
+trap cleanup EXIT
+packaging/build.sh "$out" >"$out/build.log" 2>&1 || { cat "$out/build.log"; fail "packaging/build.sh failed"; }
+deb=$(ls "$out"/berth_*.deb)
+rpm=$(ls "$out"/berth-*.rpm)
+
+echo "== rpm: files and scripts"
+files=$(rpm -qpl "$rpm")
+for f in /usr/bin/berth /usr/lib/systemd/system/berth.service /etc/berth/config.yaml \
+  /usr/share/man/man1/berth.1 /usr/lib/berth/hooks.sh /usr/share/bash-completion/completions/berth; do
+  grep -qx "$f" <<<"$files" || fail "the rpm lacks $f"
+done
+scripts=$(rpm -qp --scripts "$rpm")
+grep -q "hooks.sh installed" <<<"$scripts" || fail "the rpm has no post-install script"
+grep -q "hooks.sh removing" <<<"$scripts" || fail "the rpm has no pre-uninstall script"
+rpm -qp --requires "$rpm" | grep -q libseccomp || fail "the rpm does not require libseccomp"
+
+echo "== deb: install"
+dpkg-deb -f "$deb" Depends | grep -q libseccomp2 || fail "the deb does not depend on libseccomp2"
+dpkg -i "$deb"
+for f in /usr/bin/berth /lib/systemd/system/berth.service /etc/berth/config.yaml \
+  /usr/share/man/man1/berth.1.gz /usr/share/man/man1/berth-get.1.gz /usr/lib/berth/hooks.sh \
+  /usr/share/bash-completion/completions/berth /usr/share/zsh/vendor-completions/_berth; do
+  [ -e "$f" ] || fail "$f is not installed"
+done
+dpkg-query -W -f='${Conffiles}\n' berth | grep -q /etc/berth/config.yaml || fail "config.yaml is not a conffile"
+getent group berth >/dev/null || fail "the berth group was not created"
+[ -d /var/lib/berth ] || fail "/var/lib/berth was not created"
+systemd-analyze verify /lib/systemd/system/berth.service || fail "systemd-analyze verify failed"
+cmp -s /etc/berth/config.yaml assets/config.yaml || fail "the installed config differs from assets/config.yaml"
+
+echo "== the installed binary runs a daemon"
+state="$out/state"
+mkdir -p "$state"
+/usr/bin/berth daemon --state-dir "$state/lib" --socket "$state/berth.sock" >"$out/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do BERTH_SOCKET="$state/berth.sock" /usr/bin/berth version >/dev/null 2>&1 && break; sleep 0.1; done
+version=$(BERTH_SOCKET="$state/berth.sock" /usr/bin/berth version) || { cat "$out/daemon.log"; fail "berth version failed"; }
+grep -q "Client Version: v" <<<"$version" || fail "no client version: $version"
+grep -q "Server Version: v" <<<"$version" || fail "no server version: $version"
+kill "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=
+/usr/bin/berth doctor --no-color || fail "berth doctor reports a failure"
+
+echo "== deb: remove keeps config and state"
+dpkg -r berth
+[ ! -e /usr/bin/berth ] || fail "/usr/bin/berth is left after dpkg -r"
+[ -e /etc/berth/config.yaml ] || fail "dpkg -r removed the conffile"
+[ -d /var/lib/berth ] || fail "dpkg -r removed the state"
+getent group berth >/dev/null || fail "dpkg -r removed the group"
+
+echo "== deb: purge removes everything"
+dpkg -P berth
+for p in /etc/berth /var/lib/berth /var/log/berth /usr/lib/berth /lib/systemd/system/berth.service; do
+  [ ! -e "$p" ] || fail "$p is left after dpkg -P"
+done
+! getent group berth >/dev/null || fail "the berth group is left after dpkg -P"
+echo "package test: 1 passed, 0 failed"
