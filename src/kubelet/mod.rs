@@ -4,6 +4,7 @@
 //! [`crate::server::node`]'s traits.
 
 pub mod images;
+pub mod logs;
 pub mod node;
 
 use std::path::PathBuf;
@@ -70,6 +71,7 @@ impl Kubelet {
     pub fn services(self: &Arc<Self>) -> NodeServices {
         NodeServices {
             images: Some(Arc::new(images::Images(self.images.clone()))),
+            logs: Some(Arc::new(logs::Logs::new(self.runtime.clone()))),
             ..Default::default()
         }
     }
