@@ -7,6 +7,7 @@
 
 mod discovery;
 mod handlers;
+pub mod logs;
 pub mod node;
 pub mod routes;
 mod watch;
@@ -198,6 +199,14 @@ impl ApiServer {
                 let accept = header(&req, hyper::header::ACCEPT);
                 let content_type = header(&req, CONTENT_TYPE);
                 let wants_table = accept.contains("as=Table");
+                if r.rt.kind == "Pod"
+                    && r.subresource.as_deref() == Some("log")
+                    && r.name.is_some()
+                    && method == Method::GET
+                {
+                    let raw = req.uri().query().unwrap_or_default();
+                    return logs::serve(self.store.clone(), &self.node, r, raw).await;
+                }
                 if query.watch && method == Method::GET {
                     return watch::serve(self.store.clone(), r, query, wants_table).await;
                 }
