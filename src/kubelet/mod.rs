@@ -5,6 +5,7 @@
 
 pub mod images;
 pub mod logs;
+pub mod metrics;
 pub mod node;
 
 use std::path::PathBuf;
@@ -72,6 +73,9 @@ impl Kubelet {
         NodeServices {
             images: Some(Arc::new(images::Images(self.images.clone()))),
             logs: Some(Arc::new(logs::Logs::new(self.runtime.clone()))),
+            metrics: Some(Arc::new(Arc::new(metrics::Metrics::new(
+                self.runtime.clone(),
+            )))),
             ..Default::default()
         }
     }

@@ -8,6 +8,7 @@
 mod discovery;
 mod handlers;
 pub mod logs;
+pub mod metrics;
 pub mod node;
 pub mod routes;
 mod watch;
@@ -169,6 +170,13 @@ impl ApiServer {
         identity: &Identity,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, ApiError> {
+        if let Some(m) = metrics::parse(req.uri().path()) {
+            if req.method() != Method::GET {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            let raw = req.uri().query().unwrap_or_default();
+            return metrics::serve(&self.store, &self.node, m, raw).await;
+        }
         let route = routes::parse(req.uri().path())?;
         let query = Query::parse(req.uri().query().unwrap_or_default())?;
         let method = req.method().clone();
