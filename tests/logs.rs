@@ -381,3 +381,164 @@ fn top_pods_and_node() {
     assert_eq!(code, 404, "{missing}");
     delete_pods(&d, &["spinner"]);
 }
+
+/// The log API over log files alone: a pod bound to another node (so no kubelet runs it)
+/// whose status names runs, and CRI log files written where the kubelet's runtime keeps
+/// them. Passes without a pod-running kubelet.
+#[test]
+fn the_log_api_reads_the_runs_the_status_names() {
+    let d = TestDaemon::start();
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: filed\n  annotations:\n    kubectl.kubernetes.io/default-container: b\nspec:\n  nodeName: elsewhere\n  containers:\n  - name: a\n    image: x\n  - name: b\n    image: x\n";
+    apply(&d, "filed", yaml);
+    let client = d.client();
+    let r = common::runtime();
+    let status = serde_json::json!({"status": {"containerStatuses": [
+        {"name": "a", "ready": true, "restartCount": 1, "image": "x", "imageID": "",
+         "containerID": "berth://no-such-container",
+         "state": {"running": {"startedAt": "2026-11-23T10:00:00Z"}},
+         "lastState": {"terminated": {"exitCode": 1, "containerID": "berth://old-a",
+            "startedAt": "2026-11-23T09:00:00Z", "finishedAt": "2026-11-23T09:59:00Z"}}},
+        {"name": "b", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+         "state": {"waiting": {"reason": "ContainerCreating"}}},
+    ]}});
+    r.block_on(client.request(
+        hyper::Method::PATCH,
+        "/api/v1/namespaces/default/pods/filed/status",
+        Some("application/merge-patch+json"),
+        Some(serde_json::to_vec(&status).expect("json")),
+    ))
+    .expect("status patch");
+    let uid = get_pod(&d, "filed")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    let dir = d
+        .dir
+        .path()
+        .join("logs")
+        .join(format!("default_filed_{uid}"))
+        .join("a");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let t = "2026-11-23T10:00:01.5Z";
+    std::fs::write(dir.join("0.log"), format!("{t} stdout F first run\n")).expect("w");
+    std::fs::write(
+        dir.join("1.log.1"),
+        format!("{t} stdout F rotated\n{t} stderr P long \n"),
+    )
+    .expect("w");
+    std::fs::write(
+        dir.join("1.log"),
+        format!("{t} stderr F line\n{t} stdout F current\n"),
+    )
+    .expect("w");
+
+    assert_eq!(
+        ok(&d.cli(&["logs", "filed", "-c", "a"])),
+        "rotated\nlong line\ncurrent\n"
+    );
+    assert_eq!(
+        ok(&d.cli(&["logs", "filed", "-c", "a", "-p"])),
+        "first run\n"
+    );
+    assert_eq!(
+        ok(&d.cli(&["logs", "filed", "-c", "a", "--tail", "1", "--timestamps"])),
+        "2026-11-23T10:00:01.5Z current\n"
+    );
+    assert_eq!(
+        ok(&d.cli(&[
+            "logs",
+            "filed",
+            "-c",
+            "a",
+            "--since-time",
+            "2026-11-23T10:00:02Z"
+        ])),
+        ""
+    );
+    // The run is not running (its container does not exist): follow ends at the end.
+    let (success, out, err) = cli_bounded(&d, &["logs", "-f", "filed", "-c", "a"], 60);
+    assert!(success, "{err}");
+    assert_eq!(out, "rotated\nlong line\ncurrent\n");
+    // The default container is b, which has not started.
+    let out = d.cli(&["logs", "filed"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("container \"b\" in pod \"filed\" is waiting to start: ContainerCreating"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.cli(&["logs", "filed", "-c", "b", "--previous"]);
+    assert!(
+        stderr(&out).contains("previous terminated container \"b\" in pod \"filed\" not found"),
+        "{}",
+        stderr(&out)
+    );
+    // Invalid options are 422 Invalid, as kube-apiserver answers.
+    let (code, _, body) = common::raw_get(
+        &d,
+        "/api/v1/namespaces/default/pods/filed/log?container=a&tailLines=-1",
+        "*/*",
+    );
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["reason"], "Invalid");
+    // The body is text/plain.
+    let (code, ct, _) = common::raw_get(
+        &d,
+        "/api/v1/namespaces/default/pods/filed/log?container=a",
+        "*/*",
+    );
+    assert_eq!((code, ct.as_str()), (200, "text/plain"));
+    let bytes = r
+        .block_on(async {
+            let opts = berth::client::LogOptions {
+                container: Some("a".into()),
+                limit_bytes: Some(9),
+                ..Default::default()
+            };
+            client
+                .logs("default", "filed", &opts)
+                .await
+                .expect("logs")
+                .collect()
+                .await
+        })
+        .expect("collect");
+    assert_eq!(bytes, b"rotated\nl");
+    ok(&d.cli(&["delete", "pod", "filed"]));
+}
+
+/// `berth top node` needs no pods: the node's own usage from /proc.
+#[test]
+fn top_node_reports_the_host() {
+    let d = TestDaemon::start();
+    let out = ok(&d.cli(&["top", "node"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row.len(), 5, "{out}");
+    assert!(row[1].ends_with('m') && row[2].ends_with('%'), "{out}");
+    let mem: u64 = row[3]
+        .strip_suffix("Mi")
+        .expect("Mi")
+        .parse()
+        .expect("memory");
+    assert!(mem > 0, "{out}");
+    let (code, _, list) =
+        common::raw_get(&d, "/apis/metrics.k8s.io/v1beta1/nodes", "application/json");
+    assert_eq!(code, 200);
+    assert_eq!(list["kind"], "NodeMetricsList");
+    assert_eq!(list["items"][0]["metadata"]["name"], row[0]);
+    // No pods: no pod metrics.
+    let (code, _, pods) =
+        common::raw_get(&d, "/apis/metrics.k8s.io/v1beta1/pods", "application/json");
+    assert_eq!(code, 200);
+    assert_eq!(pods["items"], serde_json::json!([]));
+    let out = ok(&d.cli(&["top", "pods"]));
+    assert_eq!(out, "");
+}
