@@ -541,4 +541,24 @@ fn top_node_reports_the_host() {
     assert_eq!(pods["items"], serde_json::json!([]));
     let out = ok(&d.cli(&["top", "pods"]));
     assert_eq!(out, "");
+    // kubectl top looks for the group in discovery.
+    let (_, _, groups) = common::raw_get(&d, "/apis", "application/json");
+    assert!(
+        groups["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .any(|g| g["name"] == "metrics.k8s.io"),
+        "{groups}"
+    );
+    let (code, _, resources) =
+        common::raw_get(&d, "/apis/metrics.k8s.io/v1beta1", "application/json");
+    assert_eq!(code, 200);
+    let names: Vec<&str> = resources["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, ["nodes", "pods"]);
 }
