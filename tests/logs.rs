@@ -359,7 +359,7 @@ fn top_pods_and_node() {
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]
+        ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
     );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert!(row[1].ends_with('m') && row[2].ends_with('%'), "{out}");
@@ -518,7 +518,7 @@ fn top_node_reports_the_host() {
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]
+        ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
     );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(row.len(), 5, "{out}");

@@ -1,5 +1,6 @@
-//! `berth top pods|node`: CPU and memory usage with kubectl's columns, from the
-//! `metrics.k8s.io` API.
+//! `berth top pods|node`: CPU and memory usage with kubectl's columns (those of kubectl
+//! 1.32: the node's percentages are `CPU(%)` and `MEMORY(%)`), from the `metrics.k8s.io`
+//! API.
 
 use serde_json::Value;
 
@@ -175,7 +176,7 @@ pub async fn top(client: &Client, args: TopArgs) -> Result<(), CliError> {
                 rows.push(node_row(m, node.as_ref()));
             }
             print_table(
-                &["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"],
+                &["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"],
                 &rows,
                 args.no_headers,
             );
