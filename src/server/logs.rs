@@ -216,8 +216,17 @@ pub fn resolve_run(pod: &Value, container: &str, previous: bool) -> Result<Run, 
     let id_of = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
     let last_terminated = id_of(&status["lastState"]["terminated"]["containerID"]);
     let state = &status["state"];
-    let previous_run = || Run {
-        restart_count: restarts.saturating_sub(1),
+    // Kubernetes' `restartCount` is the attempt number of the newest container, and run N
+    // logs to `N.log`. While a container waits to run again (CrashLoopBackOff), the newest
+    // container is the one that ended: `lastState.terminated` is run N itself. Otherwise
+    // (running, or terminated and not restarted yet) `lastState` is run N - 1.
+    let waiting_again = !state["running"].is_object() && !state["terminated"].is_object();
+    let last_run = || Run {
+        restart_count: if waiting_again {
+            restarts
+        } else {
+            restarts.saturating_sub(1)
+        },
         container_id: None,
     };
     let terminated = || {
@@ -227,7 +236,7 @@ pub fn resolve_run(pod: &Value, container: &str, previous: bool) -> Result<Run, 
     };
     if previous {
         return match last_terminated {
-            Some(_) => Ok(previous_run()),
+            Some(_) => Ok(last_run()),
             None => Err(ApiError::bad_request(format!(
                 "previous terminated container \"{container}\" in pod \"{pod_name}\" not found"
             ))),
@@ -247,13 +256,13 @@ pub fn resolve_run(pod: &Value, container: &str, previous: bool) -> Result<Run, 
                 restart_count: restarts,
                 container_id: Some(id),
             }),
-            (None, Some(_)) => Ok(previous_run()),
+            (None, Some(_)) => Ok(last_run()),
             (None, None) => Err(terminated()),
         };
     }
     if last_terminated.is_some() {
         // Waiting to run again (CrashLoopBackOff): the log of the run that ended.
-        return Ok(previous_run());
+        return Ok(last_run());
     }
     let reason = state["waiting"]["reason"]
         .as_str()
@@ -467,11 +476,19 @@ mod tests {
         let backoff = status(json!({"name": "app", "restartCount": 3,
             "state": {"waiting": {"reason": "CrashLoopBackOff"}},
             "lastState": {"terminated": {"containerID": "berth://c3", "exitCode": 1}}}));
+        // Waiting to run again: the newest container (run 3) is the one that ended, for
+        // both the current log and --previous, as the kubelet answers.
+        assert_eq!(
+            resolve_run(&backoff, "app", true)
+                .expect("previous")
+                .restart_count,
+            3
+        );
         assert_eq!(
             resolve_run(&backoff, "app", false)
                 .expect("last")
                 .restart_count,
-            2
+            3
         );
         let done = status(
             json!({"name": "app", "restartCount": 0, "containerID": "berth://c1",
