@@ -823,7 +823,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         drop(rx);
-        // Nothing to assert on the thread itself beyond it not hanging the test: the next
-        // poll sees the closed channel and returns.
+        // The reader thread owns the closure (and its clone of `stopped`): it is dropped
+        // when the thread returns.
+        while Arc::strong_count(&stopped) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reader did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
