@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -381,6 +381,26 @@ impl Reader {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(with_path(e, &self.path)),
             };
+            // With a single log file the shim truncates it instead of renaming it: start
+            // again from its beginning.
+            if let Some(c) = current.as_mut() {
+                let pos = c
+                    .file
+                    .stream_position()
+                    .map_err(|e| with_path(e, &self.path))?;
+                let len = c
+                    .file
+                    .metadata()
+                    .map_err(|e| with_path(e, &self.path))?
+                    .len();
+                if len < pos {
+                    c.file
+                        .seek(io::SeekFrom::Start(0))
+                        .map_err(|e| with_path(e, &self.path))?;
+                    self.carry.clear();
+                    continue;
+                }
+            }
             let rotated = match (&current, now) {
                 (Some(c), Some(now)) => c.inode != now,
                 (None, Some(_)) => true,
@@ -775,6 +795,57 @@ mod tests {
             expected.push_str(&format!("new {i:02}\n"));
         }
         expected.push_str("last, in two writes\n");
+        assert_eq!(got, expected);
+    }
+
+    /// Follow over a single log file, which the shim truncates instead of rotating.
+    #[test]
+    fn follow_survives_truncation() {
+        let dir = tempdir();
+        let path = dir.path().join("0.log");
+        let mut log = RotatingLog::open(&path, 100, 1).expect("open");
+        let mut split = LineSplitter::new(Stream::Stdout);
+        let mut write = |log: &mut RotatingLog, text: &str| {
+            let mut out = Vec::new();
+            split.feed(text.as_bytes(), T1, &mut out);
+            log.write_entries(&out).expect("write");
+        };
+        let running = Arc::new(AtomicBool::new(true));
+        let r = running.clone();
+        let options = ReadOptions {
+            follow: true,
+            ..Default::default()
+        };
+        let mut rx = spawn_reader(
+            path.clone(),
+            options,
+            move || r.load(Ordering::SeqCst),
+            Duration::from_millis(10),
+        )
+        .expect("reader");
+        let mut got = String::new();
+        let mut expected = String::new();
+        for i in 0..6 {
+            let line = format!("line {i:02}\n");
+            write(&mut log, &line);
+            expected.push_str(&line);
+            recv_until(&mut rx, &mut got, &line);
+        }
+        running.store(false, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !rx.is_closed() || !rx.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stream did not end"
+            );
+            match rx.try_recv() {
+                Ok(chunk) => got.push_str(&String::from_utf8_lossy(&chunk.expect("chunk"))),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+            }
+        }
         assert_eq!(got, expected);
     }
 
