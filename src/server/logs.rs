@@ -285,7 +285,9 @@ pub async fn serve(
 ) -> Result<Response<Body>, ApiError> {
     let pod_name = route.name.clone().unwrap_or_default();
     let options = LogOptions::parse(raw_query, &pod_name)?;
-    let namespace = route.namespace.clone().unwrap_or_else(|| "default".into());
+    let namespace = route.namespace.clone().ok_or_else(|| ApiError::NotFoundPath {
+        message: "the server could not find the requested resource: a pod's log is at /api/v1/namespaces/{namespace}/pods/{name}/log".into(),
+    })?;
     let (ns, name) = (namespace.clone(), pod_name.clone());
     let rt = pod_type()?;
     let pod = tokio::task::spawn_blocking(move || store.get(rt, Some(&ns), &name))
