@@ -562,3 +562,150 @@ fn top_node_reports_the_host() {
         .collect();
     assert_eq!(names, ["nodes", "pods"]);
 }
+
+/// A rootfs with Debian's static busybox and its applets in /bin.
+fn busybox_rootfs(dir: &std::path::Path) -> PathBuf {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let root = dir.join("rootfs");
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
+        std::fs::create_dir_all(root.join(d)).expect("rootfs dir");
+    }
+    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+        .expect("chmod tmp");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("copy /bin/busybox (install busybox-static)");
+    let list = Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() && !applet.contains('/') {
+            let _ = symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    root
+}
+
+/// `berth logs -f` streams a live container's output as it is written and ends when the
+/// container exits. The container is started with the runtime directly, in the daemon's
+/// own state and log directories, for a pod bound to another node (so that this passes
+/// without a pod-running kubelet).
+#[test]
+fn follow_streams_a_live_container_through_the_api() {
+    use berth::runtime::{ContainerConfig, LogLocation, Resources, Runtime, RuntimeOptions};
+    let mut d = TestDaemon::start();
+    let parent = format!("/{}", d.cgroup_parent());
+    let runtime = Runtime::with_options(
+        d.state_dir().join("containers"),
+        d.dir.path().join("run"),
+        d.dir.path().join("logs"),
+        RuntimeOptions {
+            shim_binary: Some(PathBuf::from(common::berth_bin())),
+            cgroup_parent: parent,
+            ..RuntimeOptions::default()
+        },
+    )
+    .expect("runtime");
+    apply(
+        &d,
+        "live",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: live\nspec:\n  nodeName: elsewhere\n  containers:\n  - name: app\n    image: x\n",
+    );
+    let uid = get_pod(&d, "live")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    runtime
+        .create_pod_cgroup(&uid, &Resources::default())
+        .expect("pod cgroup");
+    let rootfs = busybox_rootfs(d.dir.path());
+    let id = format!("live-{}", &uid[..8]);
+    // It prints one line, then waits for the test to have read it before the second.
+    let mut c = ContainerConfig::new(
+        id.clone(),
+        &rootfs,
+        vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second".into(),
+        ],
+    );
+    c.cgroups_path = runtime.container_cgroup_path(&uid, &id).expect("cgroup");
+    c.log = LogLocation {
+        namespace: "default".into(),
+        pod_name: "live".into(),
+        pod_uid: uid.clone(),
+        container_name: "app".into(),
+        restart_count: 0,
+    };
+    let status = serde_json::json!({"status": {"containerStatuses": [
+        {"name": "app", "ready": true, "restartCount": 0, "image": "x", "imageID": "",
+         "containerID": format!("berth://{id}"),
+         "state": {"running": {"startedAt": "2026-11-23T10:00:00Z"}}},
+    ]}});
+    let client = d.client();
+    common::runtime()
+        .block_on(client.request(
+            hyper::Method::PATCH,
+            "/api/v1/namespaces/default/pods/live/status",
+            Some("application/merge-patch+json"),
+            Some(serde_json::to_vec(&status).expect("json")),
+        ))
+        .expect("status patch");
+    runtime.start(&c).expect("start");
+
+    let mut child = Command::new(common::berth_bin())
+        .args(["logs", "-f", "live"])
+        .env("BERTH_SOCKET", d.socket())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth logs -f");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(60));
+    let still_running = runtime.state(&id).map(|s| s.is_running());
+    std::fs::write(rootfs.join("tmp/go"), "").expect("go");
+    let second = rx.recv_timeout(Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = reader.join();
+    let state = runtime.wait(&id, Duration::from_secs(30));
+    // Clean up before asserting, so that a failure leaves nothing behind.
+    let _ = runtime.stop(&id, Duration::ZERO);
+    runtime.remove(&id).expect("remove container");
+    runtime.remove_pod_cgroup(&uid).expect("remove pod cgroup");
+    ok(&d.cli(&["delete", "pod", "live"]));
+    d.stop();
+    let _ = runtime.cgroups().remove_parent();
+
+    assert_eq!(first.expect("the first line while running"), "first");
+    assert!(
+        still_running.expect("state"),
+        "the first line arrived while the container ran"
+    );
+    assert_eq!(second.expect("the second line"), "second");
+    let exit = exit.expect("berth logs -f ended when the container exited");
+    assert!(exit.success(), "{exit}");
+    assert!(!state.expect("state").is_running());
+}
