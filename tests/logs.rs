@@ -586,74 +586,108 @@ fn busybox_rootfs(dir: &std::path::Path) -> PathBuf {
     root
 }
 
+/// A container started with the runtime directly, in the daemon's own state, log and
+/// cgroup directories, for a pod bound to another node (so no kubelet runs it) whose status
+/// names the container: the API serves its log and metrics as a kubelet's. Lets these
+/// tests pass without a pod-running kubelet.
+struct Live {
+    runtime: berth::runtime::Runtime,
+    uid: String,
+    id: String,
+    rootfs: PathBuf,
+    pod: String,
+}
+
+impl Live {
+    fn start(d: &TestDaemon, pod: &str, script: &str) -> Live {
+        use berth::runtime::{ContainerConfig, LogLocation, Resources, Runtime, RuntimeOptions};
+        let runtime = Runtime::with_options(
+            d.state_dir().join("containers"),
+            d.dir.path().join("run"),
+            d.dir.path().join("logs"),
+            RuntimeOptions {
+                shim_binary: Some(PathBuf::from(common::berth_bin())),
+                cgroup_parent: format!("/{}", d.cgroup_parent()),
+                ..RuntimeOptions::default()
+            },
+        )
+        .expect("runtime");
+        apply(
+            d,
+            pod,
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\nspec:\n  nodeName: elsewhere\n  containers:\n  - name: app\n    image: x\n"
+            ),
+        );
+        let uid = get_pod(d, pod)["metadata"]["uid"]
+            .as_str()
+            .expect("uid")
+            .to_string();
+        runtime
+            .create_pod_cgroup(&uid, &Resources::default())
+            .expect("pod cgroup");
+        let rootfs = busybox_rootfs(&d.dir.path().join(pod));
+        let id = format!("{pod}-{}", &uid[..8]);
+        let mut c = ContainerConfig::new(
+            id.clone(),
+            &rootfs,
+            vec!["/bin/sh".into(), "-c".into(), script.into()],
+        );
+        c.cgroups_path = runtime.container_cgroup_path(&uid, &id).expect("cgroup");
+        c.log = LogLocation {
+            namespace: "default".into(),
+            pod_name: pod.into(),
+            pod_uid: uid.clone(),
+            container_name: "app".into(),
+            restart_count: 0,
+        };
+        let status = serde_json::json!({"status": {"containerStatuses": [
+            {"name": "app", "ready": true, "restartCount": 0, "image": "x", "imageID": "",
+             "containerID": format!("berth://{id}"),
+             "state": {"running": {"startedAt": "2026-11-23T10:00:00Z"}}},
+        ]}});
+        common::runtime()
+            .block_on(d.client().request(
+                hyper::Method::PATCH,
+                &format!("/api/v1/namespaces/default/pods/{pod}/status"),
+                Some("application/merge-patch+json"),
+                Some(serde_json::to_vec(&status).expect("json")),
+            ))
+            .expect("status patch");
+        runtime.start(&c).expect("start");
+        Live {
+            runtime,
+            uid,
+            id,
+            rootfs,
+            pod: pod.to_string(),
+        }
+    }
+
+    /// Removes the container, its cgroups and the pod, then stops the daemon.
+    fn finish(self, mut d: TestDaemon) {
+        let _ = self.runtime.stop(&self.id, Duration::ZERO);
+        self.runtime.remove(&self.id).expect("remove container");
+        self.runtime
+            .remove_pod_cgroup(&self.uid)
+            .expect("remove pod cgroup");
+        ok(&d.cli(&["delete", "pod", &self.pod]));
+        d.stop();
+        let _ = self.runtime.cgroups().remove_parent();
+    }
+}
+
 /// `berth logs -f` streams a live container's output as it is written and ends when the
-/// container exits. The container is started with the runtime directly, in the daemon's
-/// own state and log directories, for a pod bound to another node (so that this passes
-/// without a pod-running kubelet).
+/// container exits.
 #[test]
 fn follow_streams_a_live_container_through_the_api() {
-    use berth::runtime::{ContainerConfig, LogLocation, Resources, Runtime, RuntimeOptions};
-    let mut d = TestDaemon::start();
-    let parent = format!("/{}", d.cgroup_parent());
-    let runtime = Runtime::with_options(
-        d.state_dir().join("containers"),
-        d.dir.path().join("run"),
-        d.dir.path().join("logs"),
-        RuntimeOptions {
-            shim_binary: Some(PathBuf::from(common::berth_bin())),
-            cgroup_parent: parent,
-            ..RuntimeOptions::default()
-        },
-    )
-    .expect("runtime");
-    apply(
+    let d = TestDaemon::start();
+    // It prints one line, then waits for the test to have read it before the second.
+    let live = Live::start(
         &d,
         "live",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: live\nspec:\n  nodeName: elsewhere\n  containers:\n  - name: app\n    image: x\n",
+        "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second",
     );
-    let uid = get_pod(&d, "live")["metadata"]["uid"]
-        .as_str()
-        .expect("uid")
-        .to_string();
-    runtime
-        .create_pod_cgroup(&uid, &Resources::default())
-        .expect("pod cgroup");
-    let rootfs = busybox_rootfs(d.dir.path());
-    let id = format!("live-{}", &uid[..8]);
-    // It prints one line, then waits for the test to have read it before the second.
-    let mut c = ContainerConfig::new(
-        id.clone(),
-        &rootfs,
-        vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second".into(),
-        ],
-    );
-    c.cgroups_path = runtime.container_cgroup_path(&uid, &id).expect("cgroup");
-    c.log = LogLocation {
-        namespace: "default".into(),
-        pod_name: "live".into(),
-        pod_uid: uid.clone(),
-        container_name: "app".into(),
-        restart_count: 0,
-    };
-    let status = serde_json::json!({"status": {"containerStatuses": [
-        {"name": "app", "ready": true, "restartCount": 0, "image": "x", "imageID": "",
-         "containerID": format!("berth://{id}"),
-         "state": {"running": {"startedAt": "2026-11-23T10:00:00Z"}}},
-    ]}});
-    let client = d.client();
-    common::runtime()
-        .block_on(client.request(
-            hyper::Method::PATCH,
-            "/api/v1/namespaces/default/pods/live/status",
-            Some("application/merge-patch+json"),
-            Some(serde_json::to_vec(&status).expect("json")),
-        ))
-        .expect("status patch");
-    runtime.start(&c).expect("start");
-
     let mut child = Command::new(common::berth_bin())
         .args(["logs", "-f", "live"])
         .env("BERTH_SOCKET", d.socket())
@@ -674,8 +708,8 @@ fn follow_streams_a_live_container_through_the_api() {
         }
     });
     let first = rx.recv_timeout(Duration::from_secs(60));
-    let still_running = runtime.state(&id).map(|s| s.is_running());
-    std::fs::write(rootfs.join("tmp/go"), "").expect("go");
+    let still_running = live.runtime.state(&live.id).map(|s| s.is_running());
+    std::fs::write(live.rootfs.join("tmp/go"), "").expect("go");
     let second = rx.recv_timeout(Duration::from_secs(60));
     let deadline = Instant::now() + Duration::from_secs(60);
     let exit = loop {
@@ -690,14 +724,9 @@ fn follow_streams_a_live_container_through_the_api() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let _ = reader.join();
-    let state = runtime.wait(&id, Duration::from_secs(30));
+    let state = live.runtime.wait(&live.id, Duration::from_secs(30));
     // Clean up before asserting, so that a failure leaves nothing behind.
-    let _ = runtime.stop(&id, Duration::ZERO);
-    runtime.remove(&id).expect("remove container");
-    runtime.remove_pod_cgroup(&uid).expect("remove pod cgroup");
-    ok(&d.cli(&["delete", "pod", "live"]));
-    d.stop();
-    let _ = runtime.cgroups().remove_parent();
+    live.finish(d);
 
     assert_eq!(first.expect("the first line while running"), "first");
     assert!(
@@ -708,4 +737,57 @@ fn follow_streams_a_live_container_through_the_api() {
     let exit = exit.expect("berth logs -f ended when the container exited");
     assert!(exit.success(), "{exit}");
     assert!(!state.expect("state").is_running());
+}
+
+/// `berth top pods` over a live busy container.
+#[test]
+fn top_pods_measures_a_live_container() {
+    let d = TestDaemon::start();
+    let live = Live::start(&d, "busy", "while :; do :; done");
+    let pods = d.cli(&["top", "pods"]);
+    let containers = d.cli(&["top", "pods", "--containers", "-A"]);
+    let one = common::raw_get(
+        &d,
+        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/busy",
+        "application/json",
+    );
+    live.finish(d);
+
+    let out = ok(&pods);
+    let lines: Vec<&str> = out.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["NAME", "CPU(cores)", "MEMORY(bytes)"]);
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[0], "busy", "{out}");
+    let milli: u64 = row[1].strip_suffix('m').expect("m").parse().expect("cpu");
+    assert!(milli > 10, "a busy loop uses CPU: {out}");
+    assert!(row[2].ends_with("Mi"), "{out}");
+    let out = ok(&containers);
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .expect("header")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAMESPACE", "POD", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+    );
+    let row: Vec<&str> = out
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..3], ["default", "busy", "app"], "{out}");
+    let (code, _, metrics) = one;
+    assert_eq!(code, 200, "{metrics}");
+    assert_eq!(metrics["kind"], "PodMetrics");
+    assert_eq!(metrics["containers"][0]["name"], "app");
+    assert!(
+        metrics["containers"][0]["usage"]["cpu"]
+            .as_str()
+            .expect("cpu")
+            .ends_with('n')
+    );
 }
