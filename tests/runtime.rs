@@ -59,7 +59,7 @@ fn busybox_rootfs(dir: &Path) -> PathBuf {
 
 struct Fixture {
     dir: tempfile::TempDir,
-    runtime: Runtime,
+    runtime: std::sync::Arc<Runtime>,
     parent: String,
     rootfs: PathBuf,
     pod_uid: String,
@@ -82,7 +82,7 @@ impl Fixture {
             .expect("pod cgroup");
         Fixture {
             dir,
-            runtime,
+            runtime: std::sync::Arc::new(runtime),
             parent,
             rootfs,
             pod_uid,
@@ -795,5 +795,152 @@ fn measure_shim_memory() {
         anon / n,
         dirty / n
     );
+    fx.finish();
+}
+
+// --- the kubelet's log and metrics services over real containers ---------------------
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// Reads a whole log stream (with a deadline, so a stream that never ends fails the test).
+fn read_stream(mut rx: berth::server::node::LogStream) -> String {
+    let deadline = Instant::now() + WAIT;
+    let mut out = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the log stream did not end: {out:?}"
+        );
+        match rx.try_recv() {
+            Ok(chunk) => out.extend_from_slice(&chunk.expect("chunk")),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+        }
+    }
+    String::from_utf8(out).expect("utf8")
+}
+
+fn log_request(c: &ContainerConfig) -> berth::server::node::LogRequest {
+    berth::server::node::LogRequest {
+        namespace: c.log.namespace.clone(),
+        pod_name: c.log.pod_name.clone(),
+        pod_uid: c.log.pod_uid.clone(),
+        container: c.log.container_name.clone(),
+        container_id: Some(format!("berth://{}", c.id)),
+        restart_count: c.log.restart_count,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_log_service_follows_a_container_until_it_exits() {
+    use berth::server::node::LogService;
+    let fx = Fixture::new();
+    let c = fx.config(
+        "talker",
+        "echo one; sleep 0.2; echo two >&2; sleep 1; for i in 0 1 2; do echo n$i; sleep 0.2; done; printf end",
+    );
+    fx.start(&c);
+    let logs = berth::kubelet::logs::Logs::new(fx.runtime.clone());
+    let follow = berth::server::node::LogRequest {
+        follow: true,
+        ..log_request(&c)
+    };
+    let rx = block_on(logs.logs(follow)).expect("follow");
+    let got = read_stream(rx);
+    assert_eq!(got, "one\ntwo\nn0\nn1\nn2\nend\n");
+    assert!(
+        !fx.runtime.state(&c.id).expect("state").is_running(),
+        "the stream ended with the run"
+    );
+    // After the end: tail, timestamps, limit.
+    let tail = berth::server::node::LogRequest {
+        tail_lines: Some(2),
+        timestamps: true,
+        ..log_request(&c)
+    };
+    let got = read_stream(block_on(logs.logs(tail)).expect("tail"));
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 2, "{got:?}");
+    for (line, text) in lines.iter().zip(["n2", "end"]) {
+        let (ts, rest) = line.split_once(' ').expect("timestamp");
+        assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{ts}");
+        assert_eq!(rest, text);
+    }
+    let limited = berth::server::node::LogRequest {
+        limit_bytes: Some(5),
+        ..log_request(&c)
+    };
+    assert_eq!(
+        read_stream(block_on(logs.logs(limited)).expect("limit")),
+        "one\nt"
+    );
+    fx.finish();
+}
+
+#[test]
+fn the_metrics_service_measures_a_busy_container() {
+    use berth::server::node::MetricsService;
+    let fx = Fixture::new();
+    let c = fx.config("spinner", "while :; do :; done");
+    fx.start(&c);
+    let metrics = std::sync::Arc::new(berth::kubelet::metrics::Metrics::new(fx.runtime.clone()));
+    let pod = serde_json::json!({
+        "metadata": {"name": "pod", "namespace": "default", "uid": fx.pod_uid, "labels": {"app": "spin"}},
+        "status": {"containerStatuses": [{
+            "name": "spinner", "containerID": format!("berth://{}", c.id),
+            "restartCount": 0, "state": {"running": {}},
+        }, {
+            "name": "gone", "containerID": "berth://no-such-container",
+            "restartCount": 0, "state": {"running": {}},
+        }]},
+    });
+    let list = block_on(metrics.pod_metrics(vec![pod])).expect("pod metrics");
+    assert_eq!(list["kind"], "PodMetricsList");
+    let item = &list["items"][0];
+    assert_eq!(item["metadata"]["name"], "pod");
+    assert_eq!(item["metadata"]["labels"]["app"], "spin");
+    let containers = item["containers"].as_array().expect("containers");
+    assert_eq!(
+        containers.len(),
+        1,
+        "a container without a cgroup is left out: {list}"
+    );
+    assert_eq!(containers[0]["name"], "spinner");
+    let cpu = containers[0]["usage"]["cpu"].as_str().expect("cpu");
+    let nanocores: u64 = cpu
+        .strip_suffix('n')
+        .expect("nanocores")
+        .parse()
+        .expect("number");
+    // A busy loop on a shared machine: well above 10 millicores.
+    assert!(nanocores > 10_000_000, "{cpu}");
+    let memory = containers[0]["usage"]["memory"].as_str().expect("memory");
+    let kib: u64 = memory
+        .strip_suffix("Ki")
+        .expect("Ki")
+        .parse()
+        .expect("number");
+    assert!(kib > 0, "{memory}");
+    // A second request soon after uses the previous sample.
+    let again = block_on(metrics.pod_metrics(vec![item.clone()])).expect("again");
+    assert!(
+        again["items"].as_array().expect("items").is_empty(),
+        "no statuses, no metrics"
+    );
+    let node = block_on(metrics.node_metrics()).expect("node metrics");
+    let usage = &node["items"][0]["usage"];
+    assert!(usage["cpu"].as_str().expect("cpu").ends_with('n'));
+    assert!(usage["memory"].as_str().expect("memory").ends_with("Ki"));
+    fx.runtime.stop(&c.id, Duration::ZERO).expect("stop");
     fx.finish();
 }

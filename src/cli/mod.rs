@@ -4,8 +4,10 @@ mod apply;
 pub mod doctor;
 mod get;
 mod image;
+mod logs;
 pub mod manifest;
 mod node;
+mod top;
 
 use std::path::PathBuf;
 
@@ -39,6 +41,10 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Show events, newest last.
     Events(EventsArgs),
+    /// Print a container's log (-f to follow it).
+    Logs(LogsArgs),
+    /// Show CPU and memory usage of pods or of the node.
+    Top(TopArgs),
     /// Show the client and server versions.
     Version,
     /// Check that this host can run berth; print each problem with its fix.
@@ -196,6 +202,66 @@ pub struct EventsArgs {
     pub watch: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The pod (NAME or pod/NAME).
+    pub pod: String,
+    /// The container (default: the only one, or the pod's default-container annotation).
+    #[arg(short, long)]
+    pub container: Option<String>,
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Keep printing new lines until the container's run ends.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// The log of the previous run of the container.
+    #[arg(short, long)]
+    pub previous: bool,
+    /// Only the last N lines (-1: all).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub tail: i64,
+    /// Only lines newer than this, e.g. 10s, 5m, 1h.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only lines since this RFC 3339 time.
+    #[arg(long)]
+    pub since_time: Option<String>,
+    /// Prefix each line with its time.
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Stop after this many bytes.
+    #[arg(long)]
+    pub limit_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopKind {
+    #[value(alias = "pod", alias = "po")]
+    Pods,
+    #[value(alias = "nodes", alias = "no")]
+    Node,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// pods or node.
+    #[arg(value_enum)]
+    pub kind: TopKind,
+    /// One pod or node (default: all).
+    pub name: Option<String>,
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Pods of every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// One line per container.
+    #[arg(long)]
+    pub containers: bool,
+    /// Leave out the header line.
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
 /// A command's failure: printed as `error: …` with exit code 1.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -240,6 +306,8 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         Command::Describe(a) => get::describe(&client, a).await,
         Command::Delete(a) => apply::delete(&client, a).await,
         Command::Events(a) => get::events(&client, a).await,
+        Command::Logs(a) => logs::logs(&client, a).await,
+        Command::Top(a) => top::top(&client, a).await,
         Command::Version => version(&client).await,
         Command::Doctor(a) => doctor(socket_flag.as_deref(), a),
         Command::Completion { shell } => {

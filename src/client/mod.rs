@@ -449,6 +449,177 @@ impl Client {
     }
 }
 
+/// Options of a log request (`PodLogOptions`).
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub container: Option<String>,
+    pub follow: bool,
+    pub previous: bool,
+    pub tail_lines: Option<u64>,
+    pub since_seconds: Option<u64>,
+    pub since_time: Option<String>,
+    pub timestamps: bool,
+    pub limit_bytes: Option<u64>,
+}
+
+impl LogOptions {
+    fn query(&self) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        if let Some(c) = self.container.as_deref().filter(|c| !c.is_empty()) {
+            q.append_pair("container", c);
+        }
+        for (key, on) in [
+            ("follow", self.follow),
+            ("previous", self.previous),
+            ("timestamps", self.timestamps),
+        ] {
+            if on {
+                q.append_pair(key, "true");
+            }
+        }
+        for (key, n) in [
+            ("tailLines", self.tail_lines),
+            ("sinceSeconds", self.since_seconds),
+            ("limitBytes", self.limit_bytes),
+        ] {
+            if let Some(n) = n {
+                q.append_pair(key, &n.to_string());
+            }
+        }
+        if let Some(t) = &self.since_time {
+            q.append_pair("sinceTime", t);
+        }
+        q.finish()
+    }
+}
+
+impl Client {
+    /// Opens a GET whose answer is streamed (logs); a non-success answer is its error.
+    async fn open_stream(&self, path: &str) -> Result<ByteStream, ClientError> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header("host", "berth")
+            .header(ACCEPT, "*/*")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Decode {
+                status: 0,
+                message: format!("bad request path {path}: {e}"),
+            })?;
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|source| ClientError::Http {
+                    socket: self.socket.clone(),
+                    source,
+                })?
+                .to_bytes();
+            return Err(match decode(status, &bytes) {
+                Err(e) => e,
+                Ok(_) => ClientError::Decode {
+                    status: status.as_u16(),
+                    message: String::from_utf8_lossy(&bytes).into_owned(),
+                },
+            });
+        }
+        Ok(ByteStream {
+            body: resp.into_body(),
+            socket: self.socket.clone(),
+        })
+    }
+
+    /// A container's log, as it is read (with `follow`, until the container's run ends).
+    pub async fn logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        options: &LogOptions,
+    ) -> Result<ByteStream, ClientError> {
+        let path = format!(
+            "/api/v1/namespaces/{}/pods/{}/log",
+            encode_segment(namespace),
+            encode_segment(pod)
+        );
+        self.open_stream(&with_query(&path, &options.query())).await
+    }
+}
+
+impl Client {
+    /// `PodMetricsList` of a namespace (or all), or one pod's `PodMetrics`.
+    pub async fn pod_metrics(
+        &self,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let mut path = String::from("/apis/metrics.k8s.io/v1beta1");
+        if let Some(ns) = namespace {
+            path.push_str(&format!("/namespaces/{}", encode_segment(ns)));
+        }
+        path.push_str("/pods");
+        if let Some(n) = name {
+            path.push_str(&format!("/{}", encode_segment(n)));
+        }
+        let opts = ListOptions {
+            label_selector: label_selector.map(str::to_string),
+            field_selector: None,
+        };
+        let path = with_query(&path, &list_query(&opts, &[]));
+        self.request(Method::GET, &path, None, None).await
+    }
+
+    /// `NodeMetricsList`, or one node's `NodeMetrics`.
+    pub async fn node_metrics(&self, name: Option<&str>) -> Result<Value, ClientError> {
+        let path = match name {
+            Some(n) => format!("/apis/metrics.k8s.io/v1beta1/nodes/{}", encode_segment(n)),
+            None => "/apis/metrics.k8s.io/v1beta1/nodes".to_string(),
+        };
+        self.request(Method::GET, &path, None, None).await
+    }
+}
+
+/// A streamed response body.
+pub struct ByteStream {
+    body: Incoming,
+    socket: PathBuf,
+}
+
+impl ByteStream {
+    /// The next chunk; `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<Bytes, ClientError>> {
+        loop {
+            match self.body.frame().await? {
+                Err(source) => {
+                    return Some(Err(ClientError::Http {
+                        socket: self.socket.clone(),
+                        source,
+                    }));
+                }
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Some(Ok(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the rest into memory.
+    pub async fn collect(mut self) -> Result<Vec<u8>, ClientError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+}
+
 /// A stream of watch events.
 pub struct Watch {
     body: Incoming,

@@ -4,6 +4,8 @@
 //! [`crate::server::node`]'s traits.
 
 pub mod images;
+pub mod logs;
+pub mod metrics;
 pub mod node;
 pub mod prober;
 
@@ -71,6 +73,10 @@ impl Kubelet {
     pub fn services(self: &Arc<Self>) -> NodeServices {
         NodeServices {
             images: Some(Arc::new(images::Images(self.images.clone()))),
+            logs: Some(Arc::new(logs::Logs::new(self.runtime.clone()))),
+            metrics: Some(Arc::new(Arc::new(metrics::Metrics::new(
+                self.runtime.clone(),
+            )))),
             ..Default::default()
         }
     }

@@ -47,6 +47,11 @@ fn group_versions() -> Vec<(&'static str, &'static str)> {
 }
 
 fn group_json(group: &str) -> Value {
+    if group == super::metrics::METRICS_GROUP {
+        let v = json!({"groupVersion": format!("{group}/{}", super::metrics::METRICS_VERSION),
+            "version": super::metrics::METRICS_VERSION});
+        return json!({"name": group, "versions": [v.clone()], "preferredVersion": v});
+    }
     let versions: Vec<Value> = group_versions()
         .into_iter()
         .filter(|(g, _)| *g == group)
@@ -57,7 +62,9 @@ fn group_json(group: &str) -> Value {
 }
 
 pub fn groups() -> Value {
-    let names: BTreeSet<&str> = group_versions().into_iter().map(|(g, _)| g).collect();
+    let mut names: BTreeSet<&str> = group_versions().into_iter().map(|(g, _)| g).collect();
+    // Served by the node's metrics service, not stored: `kubectl top` looks for it here.
+    names.insert(super::metrics::METRICS_GROUP);
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": names.into_iter().map(group_json).collect::<Vec<_>>()})
 }
 
@@ -81,6 +88,17 @@ pub fn resources(group: &str, version: &str) -> Value {
         format!("{group}/{version}")
     };
     let mut list = Vec::new();
+    if group == super::metrics::METRICS_GROUP && version == super::metrics::METRICS_VERSION {
+        for (name, kind, namespaced) in [
+            ("nodes", "NodeMetrics", false),
+            ("pods", "PodMetrics", true),
+        ] {
+            list.push(
+                json!({"name": name, "singularName": "", "namespaced": namespaced,
+                "kind": kind, "verbs": ["get", "list"]}),
+            );
+        }
+    }
     for rt in REGISTRY
         .iter()
         .filter(|r| r.group == group && r.version == version)
@@ -97,6 +115,12 @@ pub fn resources(group: &str, version: &str) -> Value {
         if rt.status_subresource {
             list.push(json!({"name": format!("{}/status", rt.plural), "singularName": "", "namespaced": rt.namespaced,
                 "kind": rt.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if rt.group.is_empty() && rt.kind == "Pod" {
+            list.push(
+                json!({"name": "pods/log", "singularName": "", "namespaced": true,
+                "kind": "Pod", "verbs": ["get"]}),
+            );
         }
         if rt.scale_subresource {
             list.push(json!({"name": format!("{}/scale", rt.plural), "singularName": "", "namespaced": rt.namespaced,

@@ -7,6 +7,8 @@
 
 mod discovery;
 mod handlers;
+pub mod logs;
+pub mod metrics;
 pub mod node;
 pub mod routes;
 mod watch;
@@ -168,6 +170,13 @@ impl ApiServer {
         identity: &Identity,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, ApiError> {
+        if let Some(m) = metrics::parse(req.uri().path()) {
+            if req.method() != Method::GET {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            let raw = req.uri().query().unwrap_or_default();
+            return metrics::serve(&self.store, &self.node, m, raw).await;
+        }
         let route = routes::parse(req.uri().path())?;
         let query = Query::parse(req.uri().query().unwrap_or_default())?;
         let method = req.method().clone();
@@ -198,6 +207,14 @@ impl ApiServer {
                 let accept = header(&req, hyper::header::ACCEPT);
                 let content_type = header(&req, CONTENT_TYPE);
                 let wants_table = accept.contains("as=Table");
+                if r.rt.kind == "Pod"
+                    && r.subresource.as_deref() == Some("log")
+                    && r.name.is_some()
+                    && method == Method::GET
+                {
+                    let raw = req.uri().query().unwrap_or_default();
+                    return logs::serve(self.store.clone(), &self.node, r, raw).await;
+                }
                 if query.watch && method == Method::GET {
                     return watch::serve(self.store.clone(), r, query, wants_table).await;
                 }

@@ -84,7 +84,8 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
 }
 
 fn known_group<'a>(group: &'a str, path: &str) -> Result<&'a str, ApiError> {
-    if registry::REGISTRY.iter().any(|r| r.group == group) {
+    if registry::REGISTRY.iter().any(|r| r.group == group) || group == super::metrics::METRICS_GROUP
+    {
         Ok(group)
     } else {
         Err(not_found(path))
