@@ -1,6 +1,7 @@
 //! The `berth` command line. Talks to the daemon only through [`crate::client`].
 
 mod apply;
+mod exec;
 mod get;
 pub mod manifest;
 
@@ -36,6 +37,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Show events, newest last.
     Events(EventsArgs),
+    /// Run a command in a container of a pod.
+    Exec(exec::ExecArgs),
     /// Show the client and server versions.
     Version,
     /// Internal: the per-container supervisor and its helpers, spawned by the daemon.
@@ -209,6 +212,12 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         Command::Delete(a) => apply::delete(&client, a).await,
         Command::Events(a) => get::events(&client, a).await,
         Command::Version => version(&client).await,
+        Command::Exec(a) => {
+            return exec::exec(&client, a).await.unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                1
+            });
+        }
         Command::Daemon(_) => Err(CliError::Usage(
             "berth daemon is not a client command".into(),
         )),

@@ -3,6 +3,7 @@
 //! bound pod, and serves the node side of the API (logs, exec, images, metrics) through
 //! [`crate::server::node`]'s traits.
 
+pub mod exec;
 pub mod images;
 pub mod node;
 
@@ -70,6 +71,7 @@ impl Kubelet {
     pub fn services(self: &Arc<Self>) -> NodeServices {
         NodeServices {
             images: Some(Arc::new(images::Images(self.images.clone()))),
+            exec: Some(Arc::new(exec::Exec(self.runtime.clone()))),
             ..Default::default()
         }
     }

@@ -239,18 +239,18 @@ impl ExecChild {
 
     /// Sets the terminal size (no-op without a terminal).
     pub fn resize(&self, columns: u16, rows: u16) -> io::Result<()> {
-        let Some(pty) = &self.pty else { return Ok(()) };
-        let size = libc::winsize {
-            ws_row: rows,
-            ws_col: columns,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads a winsize struct from the pointer.
-        if unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) } < 0 {
-            return Err(io::Error::last_os_error());
+        match &self.pty {
+            Some(pty) => set_size(pty, columns, rows),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// A handle that resizes the terminal from elsewhere (another thread).
+    pub fn terminal(&self) -> io::Result<Option<Terminal>> {
+        self.pty
+            .as_ref()
+            .map(|p| p.try_clone().map(Terminal))
+            .transpose()
     }
 
     /// Sends `signal` to the process (nothing once it has exited).
@@ -372,6 +372,30 @@ impl ExecChild {
             return Ok(Received::Message(text, fd));
         }
     }
+}
+
+/// The terminal of an exec, for resizing it.
+#[derive(Debug)]
+pub struct Terminal(OwnedFd);
+
+impl Terminal {
+    pub fn resize(&self, columns: u16, rows: u16) -> io::Result<()> {
+        set_size(&self.0, columns, rows)
+    }
+}
+
+fn set_size(pty: &OwnedFd, columns: u16, rows: u16) -> io::Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize struct from the pointer.
+    if unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// What [`ExecChild::receive`] got.

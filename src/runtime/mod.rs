@@ -38,7 +38,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
 pub use cgroups::{CgroupError, CgroupStats, CgroupVersion, Cgroups};
-pub use exec::{ExecChild, ExecError, ExecSpec};
+pub use exec::{ExecChild, ExecError, ExecSpec, Terminal};
 pub use record::FailureReason;
 pub use sandbox::{SandboxError, SandboxPaths};
 pub use spec::{
