@@ -425,3 +425,98 @@ fn kubelet_pod_exec_with_a_terminal() {
     });
     delete_pod(&d, "ktty");
 }
+
+/// A pty whose slave becomes the CLI's terminal; returns (master, slave).
+fn open_pty(rows: u16, columns: u16) -> (fs::File, fs::File) {
+    use std::os::fd::FromRawFd;
+    let mut master = -1;
+    let mut slave = -1;
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two new fds into the pointers and reads the winsize.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: fresh descriptors from openpty, owned from here on.
+    unsafe { (fs::File::from_raw_fd(master), fs::File::from_raw_fd(slave)) }
+}
+
+#[test]
+fn the_cli_with_a_terminal_sends_its_size_and_follows_sigwinch() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    use std::sync::mpsc;
+
+    let s = Setup::new();
+    let (mut master, slave) = open_pty(33, 101);
+    let mut cmd = Command::new(berth_bin());
+    cmd.args(["exec", "-it", "web", "--", "sh"])
+        .env("BERTH_SOCKET", s.daemon.socket())
+        .stdin(slave.try_clone().expect("slave"))
+        .stdout(slave.try_clone().expect("slave"))
+        .stderr(slave.try_clone().expect("slave"));
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut cli = cmd.spawn().expect("spawn the cli");
+    drop(slave);
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let mut reader = master.try_clone().expect("master");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // EIO once the CLI (the terminal's last user) is gone.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |want: &str, master: &mut fs::File| {
+        let deadline = Instant::now() + WAIT;
+        while !seen.contains(want) {
+            assert!(Instant::now() < deadline, "no {want:?} in {seen:?}");
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+                // The size travels apart from the input: ask again.
+                Err(_) => master.write_all(b"stty size\n").expect("write"),
+            }
+        }
+    };
+    master.write_all(b"stty size\n").expect("write");
+    wait_for("33 101", &mut master);
+    // A new size on the CLI's terminal: the kernel sends SIGWINCH, the CLI a resize.
+    let size = libc::winsize {
+        ws_row: 40,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads the winsize struct.
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) },
+        0
+    );
+    wait_for("40 120", &mut master);
+    master.write_all(b"exit 3\n").expect("write");
+    let status = eventually(30, "the cli to exit", || cli.try_wait().ok().flatten());
+    assert_eq!(status.code(), Some(3), "{seen:?}");
+}
