@@ -346,7 +346,19 @@ fn import_busybox(d: &TestDaemon) {
         .status()
         .expect("run build-busybox.sh");
     assert!(status.success(), "build-busybox.sh failed");
-    ok(&d.cli(&["image", "import", &archive.to_string_lossy()]));
+    let body = fs::read(&archive).expect("read the archive");
+    let client = d.client();
+    runtime_block(async move {
+        client
+            .request(
+                Method::POST,
+                "/apis/images.berth.dev/v1/images",
+                Some("application/x-tar"),
+                Some(body),
+            )
+            .await
+            .expect("import the busybox image")
+    });
 }
 
 /// Applies a pod running `sleep` and waits until its container runs.

@@ -62,6 +62,11 @@ struct Fixture {
 impl Fixture {
     /// A running `sleep` container in a pod sandbox whose hostname is `exec-pod`.
     fn new() -> Fixture {
+        Fixture::with(|_| {})
+    }
+
+    /// The same, with the container's configuration adjusted by `adjust`.
+    fn with(adjust: impl FnOnce(&mut ContainerConfig)) -> Fixture {
         let dir = tempfile::Builder::new()
             .prefix("berth-test-")
             .tempdir()
@@ -115,6 +120,7 @@ impl Fixture {
             restart_count: 0,
         };
         c.join_sandbox(&sandbox);
+        adjust(&mut c);
         fx.runtime.start(&c).expect("start");
         fx
     }
@@ -458,5 +464,35 @@ fn exec_errors_say_what_is_wrong() {
         }
         other => panic!("expected not running, got {other:?}"),
     }
+    fx.finish();
+}
+
+#[test]
+fn without_no_new_privs_an_exec_still_gets_the_seccomp_filter() {
+    let fx = Fixture::with(|c| c.security.no_new_privileges = false);
+    let mut child = fx.exec(
+        &[
+            "sh",
+            "-c",
+            "grep -E '^(CapEff|CapPrm|CapBnd|Seccomp|NoNewPrivs):' /proc/self/status; \
+             grep -E '^(CapEff|CapBnd):' /proc/1/status | sed 's/^/init-/'",
+        ],
+        false,
+        false,
+    );
+    let out = read_all(child.stdout.take());
+    assert_eq!(wait(&mut child), 0, "{out}");
+    let field = |key: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("{key} missing in {out}"))
+    };
+    assert_eq!(field("Seccomp:"), "2", "{out}");
+    assert_eq!(field("NoNewPrivs:"), "0");
+    // The extra capabilities needed to load the filter are gone again.
+    assert_eq!(field("CapEff:"), field("init-CapEff:"));
+    assert_eq!(field("CapPrm:"), field("init-CapEff:"));
+    assert_eq!(field("CapBnd:"), field("init-CapBnd:"));
     fx.finish();
 }

@@ -42,7 +42,7 @@ use nix::sys::socket::{
 };
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxSeccomp, Spec};
+use oci_spec::runtime::{Capability, LinuxCapabilities, LinuxSeccomp, Spec};
 
 use super::{ExecArgs, error_chain, reset_signals};
 use crate::runtime::exec::proto;
@@ -115,7 +115,29 @@ fn start(args: &ExecArgs, control: &OwnedFd) -> Result<Pid, String> {
     let spec = Spec::load(&config)
         .map_err(|e| format!("cannot read the container's spec {}: {e}", config.display()))?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
-    let process = exec_process(&spec, args)?;
+    let mut process = exec_process(&spec, args)?;
+    // Without no_new_privs, loading a seccomp filter needs CAP_SYS_ADMIN, which the
+    // process may lack: it gets CAP_SYS_ADMIN and CAP_SETPCAP for the moment between
+    // libcontainer's capability setup and the filter, and drops back to the container's
+    // own sets right after loading it (still before execve).
+    let restore = match (&seccomp, process.capabilities().clone()) {
+        (Some(_), Some(caps)) if process.no_new_privileges() != Some(true) => {
+            let mut wider = caps.clone();
+            let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+                let mut set = set.clone().unwrap_or_default();
+                set.insert(Capability::SysAdmin);
+                set.insert(Capability::Setpcap);
+                Some(set)
+            };
+            wider
+                .set_bounding(add(caps.bounding()))
+                .set_effective(add(caps.effective()))
+                .set_permitted(add(caps.permitted()));
+            process.set_capabilities(Some(wider));
+            Some(caps)
+        }
+        _ => None,
+    };
 
     // Files of this exec live in the container's directory under a name of their own,
     // removed when this function returns.
@@ -142,7 +164,7 @@ fn start(args: &ExecArgs, control: &OwnedFd) -> Result<Pid, String> {
     };
 
     let mut builder = ContainerBuilder::new(args.id.clone(), SyscallType::default())
-        .with_executor(ExecExecutor { seccomp });
+        .with_executor(ExecExecutor { seccomp, restore });
     match &console {
         Some(c) => builder = builder.with_console_socket(Some(c.path.0.clone())),
         None => {
@@ -374,17 +396,27 @@ impl ConsoleSocket {
 #[derive(Clone)]
 struct ExecExecutor {
     seccomp: Option<LinuxSeccomp>,
+    /// The container's capabilities, when the process got more to load the filter.
+    restore: Option<LinuxCapabilities>,
 }
 
 impl Executor for ExecExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         reset_signals();
         if let Some(seccomp) = &self.seccomp {
-            // Loading a filter needs no_new_privs or CAP_SYS_ADMIN; without either, fail
-            // rather than run the process less confined than its container.
+            // Fail rather than run the process less confined than its container.
             libcontainer::seccomp::initialize_seccomp(seccomp).map_err(|e| {
                 ExecutorError::Other(format!(
                     "cannot apply the container's seccomp profile to the process: {}",
+                    error_chain(&e)
+                ))
+            })?;
+        }
+        if let Some(caps) = &self.restore {
+            let syscall = libcontainer::syscall::syscall::create_syscall();
+            libcontainer::capabilities::drop_privileges(caps, syscall.as_ref()).map_err(|e| {
+                ExecutorError::Other(format!(
+                    "cannot drop back to the container's capabilities: {}",
                     error_chain(&e)
                 ))
             })?;
