@@ -532,3 +532,45 @@ fn the_cli_with_a_terminal_sends_its_size_and_follows_sigwinch() {
     let status = eventually(30, "the cli to exit", || cli.try_wait().ok().flatten());
     assert_eq!(status.code(), Some(3), "{seen:?}");
 }
+
+#[test]
+fn a_client_that_goes_away_takes_its_process_with_it() {
+    let s = Setup::new();
+    let client = s.daemon.client();
+    let running = || {
+        fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+            .any(|c| c == b"sleep\0777\0")
+    };
+    runtime_block(async move {
+        let (writer, mut reader) = client
+            .exec(
+                "default",
+                "web",
+                &ExecOptions {
+                    command: vec![
+                        "sh".into(),
+                        "-c".into(),
+                        "echo started; exec sleep 777".into(),
+                    ],
+                    stdout: true,
+                    ..ExecOptions::default()
+                },
+            )
+            .await
+            .expect("exec");
+        match reader.next().await {
+            Some(ExecEvent::Stdout(b)) => assert_eq!(&b[..], b"started\n"),
+            other => panic!("unexpected {other:?}"),
+        }
+        eventually(30, "the exec to run sleep", || running().then_some(()));
+        drop((writer, reader));
+    });
+    eventually(30, "the abandoned exec to be killed", || {
+        (!running()).then_some(())
+    });
+    // The container itself runs on.
+    assert!(s.runtime.state(&s.id).expect("state").is_running());
+}
