@@ -542,7 +542,7 @@ fn a_client_that_goes_away_takes_its_process_with_it() {
             .expect("/proc")
             .flatten()
             .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
-            .any(|c| c == b"sleep\0777\0")
+            .any(|c| c == b"sleep\x00777\x00")
     };
     runtime_block(async move {
         let (writer, mut reader) = client
