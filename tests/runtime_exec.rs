@@ -243,6 +243,25 @@ fn exit_codes_and_signals_come_back() {
     assert_eq!(wait(&mut child), 137);
     let mut child = fx.exec(&["true"], false, false);
     assert_eq!(wait(&mut child), 0);
+    let mut child = fx.exec(&["tty"], true, true);
+    assert_eq!(wait(&mut child), 0);
+    // Execs leave no files behind (exec probes run every few seconds for months).
+    let dir = fx.runtime.state_root().join(&fx.id);
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&dir), vec!["bundle", "lc", "shim.json", "shim.log"]);
+    let lc = names(&dir.join("lc").join(&fx.id));
+    assert!(
+        lc.iter().all(|n| !n.starts_with("tenant-")),
+        "libcontainer state: {lc:?}"
+    );
     fx.finish();
 }
 

@@ -186,7 +186,7 @@ fn start(args: &ExecArgs, control: &OwnedFd) -> Result<Pid, String> {
                 .with_stderr(dup(2)?);
         }
     }
-    let pid = builder
+    let built = builder
         .with_root_path(&paths.libcontainer_root)
         .and_then(|b| b.validate_id())
         .and_then(|b| {
@@ -194,9 +194,9 @@ fn start(args: &ExecArgs, control: &OwnedFd) -> Result<Pid, String> {
                 .with_process(Some(&process_file.0))
                 .with_detach(args.tty)
                 .build()
-        })
-        .map_err(|e| error_chain(&e))?;
-    let pid = Pid::from_raw(pid.as_raw());
+        });
+    remove_stale_tenant_files(&paths.libcontainer_state);
+    let pid = Pid::from_raw(built.map_err(|e| error_chain(&e))?.as_raw());
 
     if let Some(console) = console {
         match console.receive_master() {
@@ -208,6 +208,8 @@ fn start(args: &ExecArgs, control: &OwnedFd) -> Result<Pid, String> {
             }
         }
     }
+    // Again, now that this exec's console socket is gone.
+    remove_stale_tenant_files(&paths.libcontainer_state);
     // Only the process keeps the daemon's pipes: the daemon sees EOF when it is done.
     if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
         for target in [0, 1, 2] {
@@ -216,6 +218,39 @@ fn start(args: &ExecArgs, control: &OwnedFd) -> Result<Pid, String> {
         }
     }
     Ok(pid)
+}
+
+/// libcontainer leaves a notify socket and (with a terminal) a console-socket symlink in
+/// the container's state directory per exec. Removes those nobody uses any more: notify
+/// sockets no process listens on (a bound socket shows in /proc/net/unix from its bind
+/// on, under the relative name it was bound with) and symlinks whose console socket is
+/// gone. Exec probes run every few seconds for the life of a container.
+fn remove_stale_tenant_files(dir: &Path) {
+    let listening: Vec<String> = std::fs::read_to_string("/proc/net/unix")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(7))
+        .filter_map(|p| Path::new(p).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = if name.starts_with("tenant-notify-") {
+            !listening.contains(&name)
+        } else if name.starts_with("tenant-tty-") {
+            // metadata follows the link: an error means its target is gone.
+            std::fs::metadata(entry.path()).is_err()
+        } else {
+            false
+        };
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The container's own process with our command, environment and terminal: same user,
