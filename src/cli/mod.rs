@@ -2,6 +2,7 @@
 
 mod apply;
 pub mod doctor;
+mod exec;
 mod get;
 mod image;
 mod logs;
@@ -45,6 +46,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Show CPU and memory usage of pods or of the node.
     Top(TopArgs),
+    /// Run a command in a container of a pod.
+    Exec(exec::ExecArgs),
     /// Show the client and server versions.
     Version,
     /// Check that this host can run berth; print each problem with its fix.
@@ -309,6 +312,12 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         Command::Logs(a) => logs::logs(&client, a).await,
         Command::Top(a) => top::top(&client, a).await,
         Command::Version => version(&client).await,
+        Command::Exec(a) => {
+            return exec::exec(&client, a).await.unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                1
+            });
+        }
         Command::Doctor(a) => doctor(socket_flag.as_deref(), a),
         Command::Completion { shell } => {
             use clap::CommandFactory;

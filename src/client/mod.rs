@@ -3,6 +3,10 @@
 //!
 //! The socket is found through `--socket`, else `BERTH_SOCKET`, else the default path.
 
+mod exec;
+
+pub use exec::{ExecEvent, ExecOptions, ExecReader, ExecWriter};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

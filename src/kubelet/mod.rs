@@ -3,6 +3,7 @@
 //! bound pod, and serves the node side of the API (logs, exec, images, metrics) through
 //! [`crate::server::node`]'s traits.
 
+pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod metrics;
@@ -77,7 +78,7 @@ impl Kubelet {
             metrics: Some(Arc::new(Arc::new(metrics::Metrics::new(
                 self.runtime.clone(),
             )))),
-            ..Default::default()
+            exec: Some(Arc::new(exec::Exec(self.runtime.clone()))),
         }
     }
 }

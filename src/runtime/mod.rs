@@ -15,10 +15,12 @@
 //! - [`cgroups`]: berth's cgroup parent, pod cgroups, OOM counters, stats (v1 and v2).
 //! - [`sandbox`]: the pod's shared namespaces and its `/etc/hosts` & co.
 //! - [`shim`]: the per-container supervisor (the only caller of libcontainer).
+//! - [`exec`]: processes run in a running container (`berth shim exec`).
 //! - [`crilog`]: CRI log format and rotation; [`record`]: the shim's on-disk record.
 
 pub mod cgroups;
 pub mod crilog;
+pub mod exec;
 pub mod record;
 pub mod sandbox;
 pub mod shim;
@@ -36,6 +38,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
 pub use cgroups::{CgroupError, CgroupStats, CgroupVersion, Cgroups};
+pub use exec::{ExecChild, ExecError, ExecSpec, Terminal};
 pub use record::FailureReason;
 pub use sandbox::{SandboxError, SandboxPaths};
 pub use spec::{

@@ -14,6 +14,10 @@
 //!   counter, deletes the container (and so its cgroup) while the init is still an
 //!   unreaped zombie (its pid cannot be reused yet), reaps it and records the outcome
 //!   durably in `shim.json` ([`super::record`]). Then it exits. No threads, one poll loop.
+//! - `shim exec`: runs one more process in a running container (libcontainer's tenant
+//!   builder: the container's namespaces, cgroup, user, capabilities, rlimits,
+//!   no_new_privs and seccomp profile), waits for it and reports its exit on a control
+//!   socket from the daemon; see [`exec`](self#exec) below and [`super::exec`].
 //! - `shim kill`: a short-lived process sending a signal through libcontainer.
 //! - `shim delete`: removes a container whose shim died (crash recovery).
 //! - `shim sandbox create`: the pod sandbox helper ([`super::sandbox::helper_create`]).
@@ -71,6 +75,8 @@ struct ShimCli {
 enum ShimCommand {
     /// Create, start and supervise one container until it exits.
     Run(RunArgs),
+    /// Run a process in a running container and wait for it.
+    Exec(ExecArgs),
     /// Send a signal to a container.
     Kill(KillArgs),
     /// Remove the libcontainer state and cgroup of a container whose shim died.
@@ -102,6 +108,26 @@ struct RunArgs {
     log_max_size: u64,
     #[arg(long, default_value_t = crilog::DEFAULT_MAX_FILES)]
     log_max_files: u32,
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    root: PathBuf,
+    /// The control socket (SOCK_SEQPACKET) inherited from the daemon.
+    #[arg(long)]
+    control_fd: i32,
+    /// Give the process a terminal (its master goes to the daemon on the control socket).
+    #[arg(long)]
+    tty: bool,
+    /// Extra environment, NAME=VALUE; repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +176,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         };
     match cli.command {
         ShimCommand::Run(args) => run(args),
+        ShimCommand::Exec(args) => exec::exec(args),
         ShimCommand::Kill(args) => kill(args),
         ShimCommand::Delete(args) => delete(args),
         ShimCommand::Sandbox {
@@ -619,42 +646,47 @@ struct CleanExecutor;
 
 impl Executor for CleanExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        // Raw syscalls, because glibc's wrappers refuse to touch its internal signals. An
-        // all-zero kernel `struct sigaction` is SIG_DFL with no flags and an empty mask,
-        // whatever the architecture's field order.
-        let default_action = [0u64; 4];
-        let empty_mask: u64 = 0;
-        for sig in 1..=64 {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            // SAFETY: rt_sigaction reads a zeroed struct large enough for any layout and
-            // writes nothing (null old action); sigsetsize is the kernel's 8 bytes.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    default_action.as_ptr(),
-                    std::ptr::null_mut::<u64>(),
-                    8usize,
-                );
-            }
-        }
-        // SAFETY: sets this thread's signal mask from an 8-byte kernel sigset.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigprocmask,
-                libc::SIG_SETMASK,
-                &empty_mask as *const u64,
-                std::ptr::null_mut::<u64>(),
-                8usize,
-            );
-        }
+        reset_signals();
         DefaultExecutor {}.exec(spec)
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         DefaultExecutor {}.validate(spec)
+    }
+}
+
+/// Gives the calling process the signal state a freshly started program expects.
+fn reset_signals() {
+    // Raw syscalls, because glibc's wrappers refuse to touch its internal signals. An
+    // all-zero kernel `struct sigaction` is SIG_DFL with no flags and an empty mask,
+    // whatever the architecture's field order.
+    let default_action = [0u64; 4];
+    let empty_mask: u64 = 0;
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads a zeroed struct large enough for any layout and
+        // writes nothing (null old action); sigsetsize is the kernel's 8 bytes.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
+    }
+    // SAFETY: sets this thread's signal mask from an 8-byte kernel sigset.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty_mask as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
     }
 }
 
@@ -718,6 +750,8 @@ fn delete(args: DeleteArgs) -> ExitCode {
         }
     }
 }
+
+mod exec;
 
 #[cfg(test)]
 mod tests {

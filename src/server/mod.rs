@@ -6,6 +6,7 @@
 //! ([`status_response`]). Store calls run on the blocking pool (LMDB commits fsync).
 
 mod discovery;
+pub mod exec;
 mod handlers;
 pub mod logs;
 pub mod metrics;
@@ -203,6 +204,17 @@ impl ApiServer {
                 discovery::openapi(&rest).map(|v| json_response(StatusCode::OK, &v))
             }
             routes::Route::Images(reference) => images(&self.node, method, reference, req).await,
+            routes::Route::Resource(r) if exec::is_exec(&r) => {
+                // Exec runs commands in containers: a write, whatever the method.
+                if !identity.can_write {
+                    return Err(self.forbidden(
+                        identity,
+                        &Method::POST,
+                        &routes::Route::Resource(r),
+                    ));
+                }
+                exec::serve(self, r, req).await
+            }
             routes::Route::Resource(r) => {
                 let accept = header(&req, hyper::header::ACCEPT);
                 let content_type = header(&req, CONTENT_TYPE);
