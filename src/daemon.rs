@@ -57,6 +57,9 @@ pub struct Config {
     /// berth's cgroup parent (below each controller's root on cgroup v1, below the
     /// unified root on v2).
     pub cgroup_parent: String,
+    /// The first CrashLoopBackOff delay in milliseconds (Kubernetes: 10 s), doubling up to
+    /// five minutes.
+    pub crash_loop_back_off_base_millis: u64,
 }
 
 impl Default for Config {
@@ -72,6 +75,7 @@ impl Default for Config {
             log_dir: PathBuf::from(DEFAULT_LOG_DIR),
             run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             cgroup_parent: DEFAULT_CGROUP_PARENT.to_string(),
+            crash_loop_back_off_base_millis: 10_000,
         }
     }
 }
@@ -380,7 +384,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             log_dir: config.log_dir.clone(),
             run_dir: config.run_dir.clone(),
             cgroup_parent: config.cgroup_parent.clone(),
-            crash_loop_base: std::time::Duration::from_secs(10),
+            crash_loop_base: std::time::Duration::from_millis(config.crash_loop_back_off_base_millis.max(1)),
             shim_binary: None,
         })
     })?;
@@ -391,8 +395,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         kubelet.services(),
     );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let controllers =
+    let mut controllers =
         crate::controllers::start(store.clone(), meta_name(&node), shutdown_rx.clone());
+    controllers.extend(kubelet.start(
+        store.clone(),
+        meta_name(&node),
+        host.memory_kib,
+        shutdown_rx.clone(),
+    ));
     let serving = tokio::spawn(server.serve(listener, shutdown_rx.clone()));
     tokio::spawn(trim_memory(shutdown_rx.clone()));
     tokio::spawn(crate::events::expire(

@@ -3,14 +3,16 @@
 //! bound pod, and serves the node side of the API (logs, exec, images, metrics) through
 //! [`crate::server::node`]'s traits.
 
+pub mod container;
 pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod metrics;
 pub mod node;
+pub mod pods;
 pub mod prober;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,5 +82,239 @@ impl Kubelet {
             )))),
             exec: Some(Arc::new(exec::Exec(self.runtime.clone()))),
         }
+    }
+}
+
+impl Kubelet {
+    /// Starts the pod workers' sync loop and the shim reaper. `memory_kib` is the node's
+    /// memory (for Burstable pods' `oom_score_adj`). Containers outlive the daemon: on
+    /// shutdown the workers stop and leave them running, to be adopted at the next start.
+    pub fn start(
+        self: &Arc<Self>,
+        store: Arc<crate::store::Store>,
+        node: &str,
+        memory_kib: u64,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        // Shims double-fork and so are orphans: become their parent to reap them (on a
+        // host whose init does not reap, they would stay zombies).
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::warn!(error = %e, "cannot become a child subreaper; exited shims may stay zombies");
+        }
+        let ctx = Arc::new(pods::Ctx {
+            kubelet: self.clone(),
+            store: store.clone(),
+            node: node.to_string(),
+            host_ip: host_ip(),
+            memory_capacity: memory_kib.saturating_mul(1024),
+            events: crate::events::Recorder::new(store, "kubelet", node),
+        });
+        vec![
+            tokio::spawn(sync_loop(ctx.clone(), shutdown.clone())),
+            tokio::spawn(reaper(self.clone(), shutdown)),
+        ]
+    }
+}
+
+/// The node's first non-loopback IPv4 address (the pods' `hostIP`), else 127.0.0.1.
+fn host_ip() -> String {
+    nix::ifaddrs::getifaddrs()
+        .ok()
+        .and_then(|addrs| {
+            addrs
+                .filter_map(|a| a.address.and_then(|s| s.as_sockaddr_in().map(|v| v.ip())))
+                .find(|ip| !ip.is_loopback())
+        })
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "127.0.0.1".to_string())
+}
+
+/// Reaps exited shims (our children since we are a subreaper) on every SIGCHLD, by the
+/// pids their records name, so that no other child's exit status is taken.
+async fn reaper(kubelet: Arc<Kubelet>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut sigchld) = signal(SignalKind::child()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = sigchld.recv() => {}
+            _ = shutdown.changed() => return,
+        }
+        let runtime = kubelet.runtime.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in runtime.list().unwrap_or_default() {
+                if let Ok(Some(pid)) = runtime.shim_pid(&id) {
+                    let _ = nix::sys::wait::waitpid(
+                        nix::unistd::Pid::from_raw(pid),
+                        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                    );
+                }
+            }
+        })
+        .await;
+    }
+}
+
+type WorkerHandle = (
+    tokio::sync::watch::Sender<Option<serde_json::Value>>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Keeps one worker per pod bound to this node, feeding each its pod's latest version.
+async fn sync_loop(ctx: Arc<pods::Ctx>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    use crate::api::meta;
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(rt) = crate::api::registry::by_kind("v1", "Pod") else {
+        return;
+    };
+    let mut changes = ctx.store.subscribe();
+    let mut workers: std::collections::HashMap<String, WorkerHandle> = Default::default();
+    let mut first = true;
+    loop {
+        // A full pass: at start, every 30 s, and after missing changes.
+        let store = ctx.store.clone();
+        let pods = tokio::task::spawn_blocking(move || store.list(rt, None))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|(items, _)| items)
+            .unwrap_or_default();
+        let mine: Vec<serde_json::Value> = pods
+            .into_iter()
+            .filter(|p| meta::str_at(p, "/spec/nodeName") == ctx.node)
+            .collect();
+        if first {
+            let known: std::collections::HashSet<String> =
+                mine.iter().map(|p| meta::uid(p).to_string()).collect();
+            clean_orphans(&ctx, &known).await;
+            first = false;
+        }
+        let live: std::collections::HashSet<String> =
+            mine.iter().map(|p| meta::uid(p).to_string()).collect();
+        for pod in mine {
+            route(&ctx, &mut workers, pod, &shutdown);
+        }
+        for (uid, (tx, _)) in workers.iter() {
+            if !live.contains(uid) {
+                let _ = tx.send(None);
+            }
+        }
+        workers.retain(|_, (_, h)| !h.is_finished());
+        let resync = tokio::time::sleep(std::time::Duration::from_secs(30));
+        tokio::pin!(resync);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    for (_, (_, h)) in workers.drain() {
+                        let _ = h.await;
+                    }
+                    return;
+                }
+                _ = &mut resync => break,
+                got = changes.recv() => match got {
+                    Ok(c) if c.resource.kind == "Pod" => {
+                        let uid = meta::uid(&c.object).to_string();
+                        if c.kind == crate::api::watch::EventType::Deleted {
+                            if let Some((tx, _)) = workers.get(&uid) {
+                                let _ = tx.send(None);
+                            }
+                        } else if meta::str_at(&c.object, "/spec/nodeName") == ctx.node {
+                            route(&ctx, &mut workers, c.object.clone(), &shutdown);
+                        }
+                        workers.retain(|_, (_, h)| !h.is_finished());
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+}
+
+/// Hands a pod to its worker, starting one when there is none.
+fn route(
+    ctx: &Arc<pods::Ctx>,
+    workers: &mut std::collections::HashMap<String, WorkerHandle>,
+    pod: serde_json::Value,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) {
+    let uid = crate::api::meta::uid(&pod).to_string();
+    if let Some((tx, h)) = workers.get(&uid)
+        && !h.is_finished()
+    {
+        tx.send_if_modified(|cur| {
+            if cur.as_ref() == Some(&pod) {
+                false
+            } else {
+                *cur = Some(pod.clone());
+                true
+            }
+        });
+        return;
+    }
+    let (tx, rx) = tokio::sync::watch::channel(Some(pod.clone()));
+    let worker = pods::Worker::new(ctx.clone(), &pod);
+    let handle = tokio::spawn(worker.run(rx, shutdown.clone()));
+    workers.insert(uid, (tx, handle));
+}
+
+/// At start: containers, sandboxes, rootfs mounts and pod directories whose pod is gone.
+async fn clean_orphans(ctx: &Arc<pods::Ctx>, known: &std::collections::HashSet<String>) {
+    let runtime = ctx.kubelet.runtime.clone();
+    let state_dir = ctx.kubelet.config.state_dir.clone();
+    let known2 = known.clone();
+    let orphans = tokio::task::spawn_blocking(move || {
+        let mut uids = std::collections::BTreeSet::new();
+        for id in runtime.list().unwrap_or_default() {
+            let Some((uid, _, _)) = pods::parse_id(&id) else { continue };
+            if known2.contains(&uid) {
+                continue;
+            }
+            if runtime.state(&id).is_ok_and(|s| s.is_running()) {
+                let _ = runtime.stop(&id, Duration::from_secs(2));
+            }
+            let _ = runtime.remove(&id);
+            let dir = state_dir.join("rootfs").join(&id);
+            let _ = crate::image::remove_rootfs(&dir);
+            let _ = std::fs::remove_dir(&dir);
+            uids.insert(uid);
+        }
+        // Rootfs directories of runs that no longer exist.
+        let live: std::collections::HashSet<String> =
+            runtime.list().unwrap_or_default().into_iter().collect();
+        for e in std::fs::read_dir(state_dir.join("rootfs")).into_iter().flatten().flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !live.contains(&id) {
+                let _ = crate::image::remove_rootfs(&e.path());
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+        for dir in ["pods"] {
+            for e in std::fs::read_dir(state_dir.join(dir)).into_iter().flatten().flatten() {
+                let uid = e.file_name().to_string_lossy().into_owned();
+                if !known2.contains(&uid) {
+                    uids.insert(uid);
+                }
+            }
+        }
+        for e in std::fs::read_dir(runtime.sandbox_paths("x").dir.parent().map(Path::to_path_buf).unwrap_or_default())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let uid = e.file_name().to_string_lossy().into_owned();
+            if !known2.contains(&uid) {
+                uids.insert(uid);
+            }
+        }
+        uids
+    })
+    .await
+    .unwrap_or_default();
+    for uid in orphans {
+        tracing::info!(pod_uid = %uid, "cleaning up after a pod that no longer exists");
+        pods::cleanup_pod(ctx, &uid, "", "").await;
     }
 }

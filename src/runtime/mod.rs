@@ -576,6 +576,13 @@ impl Runtime {
 
     /// Sends `signal` to the container's init, or with `all` to every process in it.
     /// [`RuntimeError::NotRunning`] when it has no process left.
+    /// A pidfd of the container's shim, readable once the shim has exited (after it
+    /// recorded the container's exit); `None` when the shim is already gone.
+    pub fn shim_pidfd(&self, id: &str) -> Result<Option<OwnedFd>, RuntimeError> {
+        let paths = self.paths(id)?;
+        Ok(self.read_record(id, &paths)?.as_ref().and_then(pidfd_for))
+    }
+
     pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<(), RuntimeError> {
         let paths = self.paths(id)?;
         if !paths.dir.is_dir() {

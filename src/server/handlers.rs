@@ -418,9 +418,19 @@ async fn delete(store: &Arc<Store>, ctx: Ctx) -> Result<Response<Body>, ApiError
         if let Some(dry) = body.get("dryRun").and_then(Value::as_array) {
             opts.dry_run |= dry.iter().any(|d| d == "All");
         }
+        if let Some(g) = body.get("gracePeriodSeconds").filter(|g| !g.is_null()) {
+            opts.grace_period_seconds = Some(g.as_i64().ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "gracePeriodSeconds must be a whole number of seconds, not {g}"
+                ))
+            })?);
+        }
     }
     if let Some(p) = &ctx.query.propagation_policy {
         opts.propagation = Some(Propagation::parse(p)?);
+    }
+    if let Some(g) = ctx.query.grace_period_seconds {
+        opts.grace_period_seconds = Some(g);
     }
     let (s, rt, ns, name) = (store.clone(), ctx.route.rt, ns(&ctx), name(&ctx));
     let out = blocking(move || s.delete(rt, ns.as_deref(), &name, &opts)).await?;

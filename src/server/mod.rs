@@ -406,6 +406,7 @@ pub struct Query {
     pub dry_run: bool,
     pub propagation_policy: Option<String>,
     pub include_object: bool,
+    pub grace_period_seconds: Option<i64>,
 }
 
 impl Query {
@@ -434,6 +435,13 @@ impl Query {
                 }
                 "propagationPolicy" => q.propagation_policy = Some(v.into_owned()),
                 "includeObject" => q.include_object = v == "Object",
+                "gracePeriodSeconds" => {
+                    q.grace_period_seconds = Some(v.parse().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "gracePeriodSeconds must be a whole number of seconds, not \"{v}\""
+                        ))
+                    })?)
+                }
                 // Accepted and not needed: every list is one page, validation is always
                 // strict, field managers are not tracked.
                 _ => {}

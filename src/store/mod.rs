@@ -155,6 +155,9 @@ pub const PROTECTED_NAMESPACES: &[&str] =
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     pub propagation: Option<Propagation>,
+    /// Pods: how long the kubelet has to stop the containers (`None`: the pod's
+    /// `terminationGracePeriodSeconds`, default 30; 0: at once).
+    pub grace_period_seconds: Option<i64>,
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
     pub dry_run: bool,
@@ -786,6 +789,26 @@ impl Store {
                 finalizers.push(f.to_string());
                 meta::set(&mut obj, "finalizers", Some(json!(finalizers)));
             }
+            // Kubernetes' graceful pod deletion: a pod running on a node is only marked;
+            // its kubelet stops the containers and then deletes it with grace 0.
+            if let Some(grace) = pod_grace_period(rt, &current, opts.grace_period_seconds) {
+                let deadline = meta::format_time(
+                    k8s_openapi::jiff::Timestamp::now()
+                        + k8s_openapi::jiff::SignedDuration::from_secs(grace),
+                );
+                let shorter = match current.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64) {
+                    Some(existing) => grace < existing,
+                    None => true,
+                };
+                if shorter {
+                    meta::set(&mut obj, "deletionTimestamp", Some(Value::String(deadline)));
+                    meta::set(&mut obj, "deletionGracePeriodSeconds", Some(json!(grace)));
+                }
+                if obj == current || opts.dry_run {
+                    return Ok(Deleted::Pending(obj));
+                }
+                return Ok(Deleted::Pending(s.record(txn, changes, EventType::Modified, rt, &key, obj)?));
+            }
             if all_finalizers(rt, &obj).is_empty() {
                 if opts.dry_run {
                     return Ok(Deleted::Gone(obj));
@@ -805,6 +828,26 @@ impl Store {
             Ok(Deleted::Pending(s.record(txn, changes, EventType::Modified, rt, &key, obj)?))
         })
     }
+}
+
+/// The grace period a pod deletion must wait for, or `None` when the pod goes at once:
+/// not bound to a node, already finished, or a grace of 0.
+fn pod_grace_period(rt: &ResourceType, pod: &Value, requested: Option<i64>) -> Option<i64> {
+    if rt.kind != "Pod" || !rt.group.is_empty() {
+        return None;
+    }
+    let bound = !meta::str_at(pod, "/spec/nodeName").is_empty();
+    let finished = matches!(meta::str_at(pod, "/status/phase"), "Succeeded" | "Failed");
+    if !bound || finished {
+        return None;
+    }
+    let grace = requested.unwrap_or_else(|| {
+        pod.pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(30)
+    });
+    // Kubernetes turns a request of 0 into 1 unless forced; berth's force is 0 itself.
+    (grace > 0).then_some(grace)
 }
 
 impl Store {
