@@ -80,18 +80,22 @@ fn run(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// (Pss, Rss) in kB of a process, from /proc/PID/smaps_rollup.
-fn pss_rss_kb(pid: i32) -> Option<(u64, u64)> {
+/// Pss, Rss, Pss_Anon and Pss_File in kB of a process, from /proc/PID/smaps_rollup.
+fn smaps_kb(pid: i32) -> Option<[u64; 4]> {
     let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    let field = |key: &str| -> Option<u64> {
+    let field = |key: &str| -> u64 {
         text.lines()
-            .find(|l| l.starts_with(key))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     };
-    Some((field("Pss:")?, field("Rss:")?))
+    Some([
+        field("Pss:"),
+        field("Rss:"),
+        field("Pss_Anon:"),
+        field("Pss_File:"),
+    ])
 }
 
 /// Live processes named `comm` whose command line contains `needle`.
@@ -116,19 +120,43 @@ fn pids_of(comm: &str, needle: &str) -> Vec<i32> {
     out
 }
 
-/// Mean PSS and RSS (kB) over `pids`, as "x.xx MB PSS (RSS y.y MB)" and the PSS in MB.
-fn memory_row(pids: &[i32]) -> Option<(f64, f64)> {
+/// Mean PSS over `pids` in MB, and the detail "RSS …, PSS anon …, file …" in MB.
+fn memory_row(pids: &[i32]) -> Option<(f64, String)> {
     if pids.is_empty() {
         return None;
     }
-    let (mut pss, mut rss) = (0, 0);
+    let mut sum = [0u64; 4];
     for &p in pids {
-        let (a, b) = pss_rss_kb(p)?;
-        pss += a;
-        rss += b;
+        let v = smaps_kb(p)?;
+        for (s, x) in sum.iter_mut().zip(v) {
+            *s += x;
+        }
     }
-    let n = pids.len() as f64;
-    Some((pss as f64 / n / 1000.0, rss as f64 / n / 1000.0))
+    let mb = |kb: u64| kb as f64 / pids.len() as f64 / 1000.0;
+    Some((
+        mb(sum[0]),
+        format!(
+            "RSS {:.2} MB; PSS anon {:.2} + file {:.2}",
+            mb(sum[1]),
+            mb(sum[2]),
+            mb(sum[3])
+        ),
+    ))
+}
+
+/// podman's cgroup parent in each hierarchy, where it exists.
+fn libpod_parents() -> Vec<PathBuf> {
+    fs::read_dir("/sys/fs/cgroup")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join("libpod_parent"))
+                .chain(std::iter::once(PathBuf::from(
+                    "/sys/fs/cgroup/libpod_parent",
+                )))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The working directory of the section: image archive, image store, rootfs, bundles.
@@ -322,6 +350,9 @@ done
             c.env("CONTAINERS_CONF", &conf).args(&base).args(args);
             c
         };
+        // podman (cgroupfs) makes /libpod_parent in every hierarchy and keeps it; take it
+        // away afterwards unless it was there before.
+        let libpod_parent_before = libpod_parents();
         let result = (|| -> Result<(), String> {
             run(&mut podman(&[
                 "load",
@@ -367,10 +398,10 @@ done
             }
             let conmons = pids_of("conmon", &root.display().to_string());
             match memory_row(&conmons) {
-                Some((pss, rss)) => self.rows.push(Row {
+                Some((pss, detail)) => self.rows.push(Row {
                     what: format!("conmon per container ({} running)", conmons.len()),
                     median: format!("{pss:.2} MB PSS"),
-                    p90: format!("RSS {rss:.2} MB"),
+                    p90: detail,
                     ratio: "—".into(),
                     command: "sum of `Pss:` in /proc/PID/smaps_rollup of each conmon / N".into(),
                 }),
@@ -388,6 +419,13 @@ done
             "grep -o ' {}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l",
             root.display()
         )));
+        if libpod_parent_before.is_empty() {
+            for dir in libpod_parents() {
+                let _ = run(Command::new("find")
+                    .arg(&dir)
+                    .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"]));
+            }
+        }
     }
 
     /// berth's runtime layer, as the kubelet calls it: `Runtime::start` (spawns `berth
@@ -399,7 +437,7 @@ done
             Ok(()) => {}
             Err(e) => self.notes.push(format!("berth runtime: {e}")),
         }
-        match std::env::var_os("BERTH_BENCH_NOPIE_SHIM") {
+        match std::env::var_os("BERTH_BENCH_NOPIE_SHIM").filter(|p| !p.is_empty()) {
             Some(p) => {
                 if let Err(e) = self.runtime_start_and_pss(Path::new(&p), false) {
                     self.notes.push(format!("berth runtime (-no-pie shim): {e}"));
@@ -481,14 +519,14 @@ done
                     pids.push(p);
                 }
             }
-            let (pss, rss) = memory_row(&pids).ok_or("no shim to measure")?;
+            let (pss, detail) = memory_row(&pids).ok_or("no shim to measure")?;
             self.rows.push(Row {
                 what: format!(
                     "berth shim per container ({} running, {pie} binary)",
                     pids.len()
                 ),
                 median: format!("{pss:.2} MB PSS"),
-                p90: format!("RSS {rss:.2} MB"),
+                p90: detail,
                 ratio: format!("{:.0} % of the 0.5 MB budget", pss / 0.5 * 100.0),
                 command: if timed {
                     "sum of `Pss:` in /proc/PID/smaps_rollup of each shim / N".into()
