@@ -32,7 +32,8 @@ procs() {
     rest=${stat##*) }
     state=${rest%% *}
     read -r comm < "$d/comm" 2>/dev/null || continue
-    [ "$comm" = berth ] || continue
+    # The kernel's name of the process: its binary's name (berth, or a copy: berth-no-pie).
+    case "$comm" in berth*) ;; *) continue ;; esac
     if [ "$state" = Z ]; then
       # shellcheck disable=SC2086
       set -- $rest
