@@ -125,8 +125,12 @@ fn acknowledged_writes_survive_sigkill_twenty_times() {
 #[test]
 fn a_second_daemon_on_the_same_state_dir_is_refused() {
     let d = TestDaemon::start();
+    // With the first daemon's configuration (its log, run and cgroup places), so that a
+    // refused start could not touch the host's defaults either.
     let out = std::process::Command::new(berth_bin())
-        .args(["daemon", "--state-dir"])
+        .args(["daemon", "--config"])
+        .arg(d.dir.path().join("config.yaml"))
+        .arg("--state-dir")
         .arg(d.state_dir())
         .arg("--socket")
         .arg(d.dir.path().join("other.sock"))
@@ -164,8 +168,30 @@ fn readiness_is_reported_to_the_notify_socket() {
     notify
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
+    // Everything else the daemon makes stays in the test's directory too (the flags under
+    // test override the configuration's state dir and socket).
+    let parent = dir
+        .path()
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-")
+        })
+        .unwrap_or_default();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "logDir: {}\nrunDir: {}\ncgroupParent: /{parent}\n",
+            dir.path().join("logs").display(),
+            dir.path().join("run").display()
+        ),
+    )
+    .expect("config");
     let mut child = std::process::Command::new(berth_bin())
-        .args(["daemon", "--state-dir"])
+        .args(["daemon", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
         .arg(dir.path().join("state"))
         .arg("--socket")
         .arg(dir.path().join("berth.sock"))
@@ -186,4 +212,8 @@ fn readiness_is_reported_to_the_notify_socket() {
     let n = notify.recv(&mut buf).expect("STOPPING=1");
     assert_eq!(&buf[..n], b"STOPPING=1");
     assert!(child.wait().expect("wait").success());
+    berth::runtime::Cgroups::detect(&format!("/{parent}"))
+        .expect("cgroups")
+        .remove_parent()
+        .expect("remove the daemon's cgroup parent");
 }

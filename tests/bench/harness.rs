@@ -7,9 +7,14 @@
 //! - daemon RSS idle with 1,000 objects
 //!
 //! Medians with the spread (min–max) of repeated runs; nothing here is asserted.
+//!
+//! Section "containers" (tests/bench/containers.rs): container start against crun and
+//! podman, shim memory against conmon. `cargo bench --bench harness -- containers` runs
+//! only that section (`-- api` only the API one); with no name, both run.
 
 #[path = "../common/mod.rs"]
 mod common;
+mod containers;
 
 use std::time::{Duration, Instant};
 
@@ -90,6 +95,22 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |s: &str| named.is_empty() || named.iter().any(|n| n == s);
+    if wanted("api") {
+        api_section();
+    }
+    if wanted("containers") {
+        let md = containers::run_section();
+        println!("{md}");
+        update_benchmarks_md("containers", &md);
+    }
+}
+
+fn api_section() {
     let d = TestDaemon::start();
     let client = d.client();
     let r = tokio::runtime::Builder::new_multi_thread()

@@ -205,8 +205,18 @@ impl TestDaemon {
 }
 
 impl Drop for TestDaemon {
+    /// Stops the daemon, then removes its cgroup parent (the daemon creates it at start and,
+    /// like any node agent, leaves it in place when it stops).
     fn drop(&mut self) {
         self.stop();
+        match berth::runtime::Cgroups::detect(&format!("/{}", self.cgroup_parent())) {
+            Ok(cg) => {
+                if let Err(e) = cg.remove_parent() {
+                    eprintln!("test daemon's cgroup parent not removed: {e}");
+                }
+            }
+            Err(e) => eprintln!("cannot find the cgroup hierarchies to clean up: {e}"),
+        }
     }
 }
 
