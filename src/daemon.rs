@@ -384,7 +384,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             log_dir: config.log_dir.clone(),
             run_dir: config.run_dir.clone(),
             cgroup_parent: config.cgroup_parent.clone(),
-            crash_loop_base: std::time::Duration::from_millis(config.crash_loop_back_off_base_millis.max(1)),
+            crash_loop_base: std::time::Duration::from_millis(
+                config.crash_loop_back_off_base_millis.max(1),
+            ),
             shim_binary: None,
         })
     })?;

@@ -16,7 +16,9 @@
 //!   API). Depend only on `api` and `store`.
 //! - [`scheduler`]: binds pending pods to a node they fit (resources, selectors,
 //!   affinity, taints, host ports). Depends only on `api`, `store` and `events`.
-//! - [`kubelet`]: runs this node's pods: Node registration, pod workers, and the node
+//! - [`kubelet`]: runs this node's pods: Node registration, one worker per pod (sandbox,
+//!   init and app containers, restarts with back-off, status, graceful termination,
+//!   re-adoption after a restart), and the node
 //!   side of the API (logs, exec, images, metrics) behind the traits of `server::node`.
 //!   The only module that touches the runtime, images, volumes and the network. Depends
 //!   on `api`, `store`, `events`, `server::node` (a contract, not the HTTP server), and

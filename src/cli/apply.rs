@@ -264,12 +264,32 @@ pub async fn delete(client: &Client, args: DeleteArgs) -> Result<(), CliError> {
         Cascade::Foreground => "Foreground",
         Cascade::Orphan => "Orphan",
     };
+    // kubectl: --force is --grace-period=0 and says what it means; a grace period of 0
+    // without --force becomes 1 s (a graceful deletion as short as it gets).
+    let grace = match (args.force, args.grace_period) {
+        (true, g) => {
+            eprintln!(
+                "Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely."
+            );
+            Some(g.max(0))
+        }
+        (false, g) if g < 0 => None,
+        (false, 0) => Some(1),
+        (false, g) => Some(g),
+    };
     let mut failed = 0;
     let mut waiting = Vec::new();
     for (rt, ns, name) in targets {
-        match client.delete(rt, ns.as_deref(), &name, Some(policy)).await {
+        match client
+            .delete(rt, ns.as_deref(), &name, Some(policy), grace)
+            .await
+        {
             Ok(_) => {
-                println!("{} \"{name}\" deleted", rt.singular_group());
+                if args.force {
+                    println!("{} \"{name}\" force deleted", rt.singular_group());
+                } else {
+                    println!("{} \"{name}\" deleted", rt.singular_group());
+                }
                 waiting.push((rt, ns, name));
             }
             Err(ClientError::Api(ApiError::NotFound(_))) if args.ignore_not_found => {}

@@ -189,6 +189,12 @@ pub struct DeleteArgs {
     /// Do not fail when an object does not exist.
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// Seconds a pod gets to stop (default: its terminationGracePeriodSeconds).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub grace_period: i64,
+    /// Delete at once, without waiting for the containers to stop (grace period 0).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -393,9 +393,16 @@ impl Client {
         ns: Option<&str>,
         name: &str,
         propagation: Option<&str>,
+        grace_period_seconds: Option<i64>,
     ) -> Result<Value, ClientError> {
-        let body = propagation
-            .map(|p| serde_json::to_vec(&json!({"propagationPolicy": p})).unwrap_or_default());
+        let mut options = json!({"kind": "DeleteOptions", "apiVersion": "v1"});
+        if let Some(p) = propagation {
+            options["propagationPolicy"] = json!(p);
+        }
+        if let Some(g) = grace_period_seconds {
+            options["gracePeriodSeconds"] = json!(g);
+        }
+        let body = Some(serde_json::to_vec(&options).unwrap_or_default());
         self.request(
             Method::DELETE,
             &object_path(rt, ns, name),

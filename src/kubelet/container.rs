@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::api::validation::parse_quantity;
 use crate::image::{ImageConfig, command_for, expand_env_refs, merge_env};
-use crate::runtime::spec::{milli_cpu_to_quota, milli_cpu_to_shares, DEFAULT_CPU_PERIOD};
+use crate::runtime::spec::{DEFAULT_CPU_PERIOD, milli_cpu_to_quota, milli_cpu_to_shares};
 use crate::runtime::{ContainerConfig, Resources, SeccompProfile, Security, User};
 
 /// Why a container's configuration cannot be built: Kubernetes shows it as the waiting
@@ -38,7 +38,10 @@ impl Qos {
     }
 }
 
-fn quantity(map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str) -> Option<i128> {
+fn quantity(
+    map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+    key: &str,
+) -> Option<i128> {
     map.and_then(|m| m.get(key))
         .and_then(|q| parse_quantity(&q.0).ok())
         .map(|v| v.milli())
@@ -190,9 +193,9 @@ fn field_ref(pod: &Pod, path: &str, host_ip: &str) -> Result<String, ConfigError
         "spec.serviceAccountName" => spec
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_else(|| "default".into()),
-        "status.podIP" | "status.podIPs" => status
-            .and_then(|s| s.pod_ip.clone())
-            .unwrap_or_default(),
+        "status.podIP" | "status.podIPs" => {
+            status.and_then(|s| s.pod_ip.clone()).unwrap_or_default()
+        }
         "status.hostIP" | "status.hostIPs" => host_ip.to_string(),
         other => {
             return Err(ConfigError(format!(
@@ -202,7 +205,11 @@ fn field_ref(pod: &Pod, path: &str, host_ip: &str) -> Result<String, ConfigError
     })
 }
 
-fn resource_field(c: &Container, resource: &str, divisor: Option<&str>) -> Result<String, ConfigError> {
+fn resource_field(
+    c: &Container,
+    resource: &str,
+    divisor: Option<&str>,
+) -> Result<String, ConfigError> {
     let (kind, name) = resource
         .split_once('.')
         .ok_or_else(|| ConfigError(format!("unsupported resourceFieldRef {resource:?}")))?;
@@ -210,7 +217,11 @@ fn resource_field(c: &Container, resource: &str, divisor: Option<&str>) -> Resul
     let map = match kind {
         "limits" => r.and_then(|r| r.limits.as_ref()),
         "requests" => r.and_then(|r| r.requests.as_ref()),
-        _ => return Err(ConfigError(format!("unsupported resourceFieldRef {resource:?}"))),
+        _ => {
+            return Err(ConfigError(format!(
+                "unsupported resourceFieldRef {resource:?}"
+            )));
+        }
     };
     let milli = quantity(map, name).unwrap_or(0);
     let div = divisor
@@ -232,11 +243,12 @@ pub fn container_env(
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let mut out: Vec<(String, String)> = Vec::new();
-    let set = |out: &mut Vec<(String, String)>, k: String, v: String| {
-        match out.iter_mut().find(|(n, _)| *n == k) {
-            Some(slot) => slot.1 = v,
-            None => out.push((k, v)),
-        }
+    let set = |out: &mut Vec<(String, String)>, k: String, v: String| match out
+        .iter_mut()
+        .find(|(n, _)| *n == k)
+    {
+        Some(slot) => slot.1 = v,
+        None => out.push((k, v)),
     };
     for from in c.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
@@ -360,11 +372,11 @@ pub fn image_user(user: &str, rootfs: &Path) -> Result<(u32, Option<u32>), Confi
     let gid = match g {
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => Some(gid),
-            Err(_) => Some(
-                lookup("etc/group", g)
-                    .map(|(gid, _)| gid)
-                    .ok_or_else(|| ConfigError(format!("unable to find group {g}: no matching entries in group file")))?,
-            ),
+            Err(_) => Some(lookup("etc/group", g).map(|(gid, _)| gid).ok_or_else(|| {
+                ConfigError(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
+            })?),
         },
         None => passwd_gid,
     };
@@ -424,7 +436,11 @@ pub fn build(input: &BuildInput<'_>, lookup: &dyn Lookup) -> Result<ContainerCon
     let gid = sc
         .run_as_group
         .map(|g| g as u32)
-        .or(if sc.run_as_user.is_some() { None } else { image_gid })
+        .or(if sc.run_as_user.is_some() {
+            None
+        } else {
+            image_gid
+        })
         .unwrap_or(0);
     if sc.run_as_non_root == Some(true) && uid == 0 {
         let (ns, name, puid) = (
@@ -546,7 +562,8 @@ mod tests {
             (name == "cfg").then(|| BTreeMap::from([("mode".to_string(), "fast".to_string())]))
         }
         fn secret(&self, _: &str, name: &str) -> Option<BTreeMap<String, String>> {
-            (name == "pw").then(|| BTreeMap::from([("password".to_string(), "hunter2".to_string())]))
+            (name == "pw")
+                .then(|| BTreeMap::from([("password".to_string(), "hunter2".to_string())]))
         }
     }
 
@@ -578,7 +595,8 @@ mod tests {
 
     #[test]
     fn env_sources_and_expansion() {
-        let p = pod(json!({"metadata": {"name": "web", "namespace": "prod", "uid": "u1",
+        let p = pod(
+            json!({"metadata": {"name": "web", "namespace": "prod", "uid": "u1",
             "labels": {"app": "web"}},
             "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i",
               "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
@@ -591,7 +609,8 @@ mod tests {
                 {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}},
                 {"name": "WHERE", "value": "$(POD).$(NS) $(MISSING) $$(POD)"},
                 {"name": "A", "value": "container"}],
-              "command": ["echo", "$(WHERE)"]}]}}));
+              "command": ["echo", "$(WHERE)"]}]}}),
+        );
         let cfg = build_one(&p).unwrap();
         for want in [
             "CFG_mode=fast",
@@ -613,25 +632,36 @@ mod tests {
 
     #[test]
     fn missing_references_are_config_errors() {
-        let p = pod(json!({"metadata": {"name": "x", "namespace": "d"}, "spec": {"containers": [
-            {"name": "c", "image": "i", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]}]}}));
+        let p = pod(
+            json!({"metadata": {"name": "x", "namespace": "d"}, "spec": {"containers": [
+            {"name": "c", "image": "i", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]}]}}),
+        );
         assert_eq!(build_one(&p).unwrap_err().0, "configmap \"nope\" not found");
-        let p = pod(json!({"metadata": {"name": "x", "namespace": "d"}, "spec": {"containers": [
-            {"name": "c", "image": "i", "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "user"}}}]}]}}));
-        assert_eq!(build_one(&p).unwrap_err().0, "couldn't find key user in Secret d/pw");
-        let p = pod(json!({"metadata": {"name": "x", "namespace": "d"}, "spec": {"containers": [
-            {"name": "c", "image": "i", "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "no", "key": "k", "optional": true}}}]}]}}));
+        let p = pod(
+            json!({"metadata": {"name": "x", "namespace": "d"}, "spec": {"containers": [
+            {"name": "c", "image": "i", "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "pw", "key": "user"}}}]}]}}),
+        );
+        assert_eq!(
+            build_one(&p).unwrap_err().0,
+            "couldn't find key user in Secret d/pw"
+        );
+        let p = pod(
+            json!({"metadata": {"name": "x", "namespace": "d"}, "spec": {"containers": [
+            {"name": "c", "image": "i", "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "no", "key": "k", "optional": true}}}]}]}}),
+        );
         assert!(build_one(&p).is_ok());
     }
 
     #[test]
     fn security_context_maps_to_the_runtime() {
-        let p = pod(json!({"metadata": {"name": "x", "namespace": "d", "uid": "u"}, "spec": {
+        let p = pod(
+            json!({"metadata": {"name": "x", "namespace": "d", "uid": "u"}, "spec": {
             "securityContext": {"runAsUser": 1000, "supplementalGroups": [5, 6]},
             "containers": [{"name": "c", "image": "i", "securityContext": {
                 "runAsGroup": 2000, "readOnlyRootFilesystem": true,
                 "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
-                "seccompProfile": {"type": "Unconfined"}}}]}}));
+                "seccompProfile": {"type": "Unconfined"}}}]}}),
+        );
         let cfg = build_one(&p).unwrap();
         assert_eq!(cfg.user.uid, 1000);
         assert_eq!(cfg.user.gid, 2000);
@@ -642,24 +672,32 @@ mod tests {
         assert_eq!(cfg.security.drop_capabilities, vec!["ALL"]);
         assert_eq!(cfg.security.seccomp, SeccompProfile::Unconfined);
 
-        let root = pod(json!({"metadata": {"name": "x", "namespace": "d", "uid": "u"}, "spec": {
-            "securityContext": {"runAsNonRoot": true}, "containers": [{"name": "c", "image": "i"}]}}));
+        let root = pod(
+            json!({"metadata": {"name": "x", "namespace": "d", "uid": "u"}, "spec": {
+            "securityContext": {"runAsNonRoot": true}, "containers": [{"name": "c", "image": "i"}]}}),
+        );
         assert_eq!(
             build_one(&root).unwrap_err().0,
             "container has runAsNonRoot and image will run as root (pod: \"x_d(u)\", container: c)"
         );
-        let esc = pod(json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c", "image": "i",
-            "securityContext": {"allowPrivilegeEscalation": true}}]}}));
+        let esc = pod(
+            json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c", "image": "i",
+            "securityContext": {"allowPrivilegeEscalation": true}}]}}),
+        );
         assert!(!build_one(&esc).unwrap().security.no_new_privileges);
     }
 
     #[test]
     fn qos_classes_and_cgroup_values() {
-        let g = pod(json!({"spec": {"containers": [{"name": "c", "image": "i", "resources": {
-            "limits": {"cpu": "500m", "memory": "64Mi"}}}]}}));
+        let g = pod(
+            json!({"spec": {"containers": [{"name": "c", "image": "i", "resources": {
+            "limits": {"cpu": "500m", "memory": "64Mi"}}}]}}),
+        );
         assert_eq!(qos_class(&g), Qos::Guaranteed);
-        let b = pod(json!({"spec": {"containers": [{"name": "c", "image": "i", "resources": {
-            "requests": {"memory": "32Mi"}, "limits": {"memory": "64Mi"}}}]}}));
+        let b = pod(
+            json!({"spec": {"containers": [{"name": "c", "image": "i", "resources": {
+            "requests": {"memory": "32Mi"}, "limits": {"memory": "64Mi"}}}]}}),
+        );
         assert_eq!(qos_class(&b), Qos::Burstable);
         let e = pod(json!({"spec": {"containers": [{"name": "c", "image": "i"}]}}));
         assert_eq!(qos_class(&e), Qos::BestEffort);
@@ -681,7 +719,11 @@ mod tests {
     fn image_users_resolve_against_the_rootfs() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("etc")).unwrap();
-        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nwww:x:33:34::/:/bin/false\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nwww:x:33:34::/:/bin/false\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         assert_eq!(image_user("", dir.path()), Ok((0, Some(0))));
         assert_eq!(image_user("www", dir.path()), Ok((33, Some(34))));

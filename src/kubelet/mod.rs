@@ -268,7 +268,9 @@ async fn clean_orphans(ctx: &Arc<pods::Ctx>, known: &std::collections::HashSet<S
     let orphans = tokio::task::spawn_blocking(move || {
         let mut uids = std::collections::BTreeSet::new();
         for id in runtime.list().unwrap_or_default() {
-            let Some((uid, _, _)) = pods::parse_id(&id) else { continue };
+            let Some((uid, _, _)) = pods::parse_id(&id) else {
+                continue;
+            };
             if known2.contains(&uid) {
                 continue;
             }
@@ -284,7 +286,11 @@ async fn clean_orphans(ctx: &Arc<pods::Ctx>, known: &std::collections::HashSet<S
         // Rootfs directories of runs that no longer exist.
         let live: std::collections::HashSet<String> =
             runtime.list().unwrap_or_default().into_iter().collect();
-        for e in std::fs::read_dir(state_dir.join("rootfs")).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(state_dir.join("rootfs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let id = e.file_name().to_string_lossy().into_owned();
             if !live.contains(&id) {
                 let _ = crate::image::remove_rootfs(&e.path());
@@ -292,17 +298,28 @@ async fn clean_orphans(ctx: &Arc<pods::Ctx>, known: &std::collections::HashSet<S
             }
         }
         for dir in ["pods"] {
-            for e in std::fs::read_dir(state_dir.join(dir)).into_iter().flatten().flatten() {
+            for e in std::fs::read_dir(state_dir.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let uid = e.file_name().to_string_lossy().into_owned();
                 if !known2.contains(&uid) {
                     uids.insert(uid);
                 }
             }
         }
-        for e in std::fs::read_dir(runtime.sandbox_paths("x").dir.parent().map(Path::to_path_buf).unwrap_or_default())
-            .into_iter()
-            .flatten()
-            .flatten()
+        for e in std::fs::read_dir(
+            runtime
+                .sandbox_paths("x")
+                .dir
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        )
+        .into_iter()
+        .flatten()
+        .flatten()
         {
             let uid = e.file_name().to_string_lossy().into_owned();
             if !known2.contains(&uid) {

@@ -102,7 +102,11 @@ impl Terminated {
         if let Some(m) = &self.message {
             v["message"] = json!(m);
         }
-        v["startedAt"] = self.started_at.clone().map(Value::String).unwrap_or(Value::Null);
+        v["startedAt"] = self
+            .started_at
+            .clone()
+            .map(Value::String)
+            .unwrap_or(Value::Null);
         v
     }
 
@@ -255,7 +259,11 @@ impl Worker {
     }
 
     /// Runs until the pod is gone (or the daemon stops: then containers keep running).
-    pub async fn run(mut self, mut pod_rx: watch::Receiver<Option<Value>>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut pod_rx: watch::Receiver<Option<Value>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             let current = pod_rx.borrow_and_update().clone();
             let Some(raw) = current else {
@@ -325,12 +333,13 @@ impl Worker {
         })
         .await
         .unwrap_or_default();
-        let stored: BTreeMap<String, Value> = ["/status/initContainerStatuses", "/status/containerStatuses"]
-            .iter()
-            .filter_map(|p| raw.pointer(p).and_then(Value::as_array))
-            .flatten()
-            .filter_map(|s| Some((s["name"].as_str()?.to_string(), s.clone())))
-            .collect();
+        let stored: BTreeMap<String, Value> =
+            ["/status/initContainerStatuses", "/status/containerStatuses"]
+                .iter()
+                .filter_map(|p| raw.pointer(p).and_then(Value::as_array))
+                .flatten()
+                .filter_map(|s| Some((s["name"].as_str()?.to_string(), s.clone())))
+                .collect();
         for t in &mut self.tracks {
             let mut runs: Vec<(u32, String)> = ids
                 .iter()
@@ -341,9 +350,14 @@ impl Worker {
             let status = stored.get(&t.name);
             if let Some(s) = status {
                 t.run = s["restartCount"].as_u64().unwrap_or(0) as u32;
-                t.last = s.pointer("/lastState/terminated").and_then(Terminated::from_json);
+                t.last = s
+                    .pointer("/lastState/terminated")
+                    .and_then(Terminated::from_json);
                 t.image_id = s["imageID"].as_str().unwrap_or_default().to_string();
-                if let Some(term) = s.pointer("/state/terminated").and_then(Terminated::from_json) {
+                if let Some(term) = s
+                    .pointer("/state/terminated")
+                    .and_then(Terminated::from_json)
+                {
                     t.state = Some(RunState::Exited(term));
                 }
                 if t.run > 0 || t.last.is_some() {
@@ -441,10 +455,12 @@ impl Worker {
         let result = blocking(move || -> Result<(), RuntimeError> {
             runtime.create_pod_cgroup(&uid, &limits)?;
             runtime.create_sandbox(&uid, &hostname)?;
-            std::fs::create_dir_all(pod_dir.join("volumes")).map_err(|source| RuntimeError::Io {
-                action: "create",
-                path: pod_dir,
-                source,
+            std::fs::create_dir_all(pod_dir.join("volumes")).map_err(|source| {
+                RuntimeError::Io {
+                    action: "create",
+                    path: pod_dir,
+                    source,
+                }
             })?;
             Ok(())
         })
@@ -579,7 +595,11 @@ impl Worker {
     }
 
     async fn remove_stale(&mut self) {
-        let stale: Vec<String> = self.tracks.iter_mut().flat_map(|t| t.stale.drain(..)).collect();
+        let stale: Vec<String> = self
+            .tracks
+            .iter_mut()
+            .flat_map(|t| t.stale.drain(..))
+            .collect();
         for id in stale {
             self.remove_run(&id).await;
         }
@@ -627,7 +647,8 @@ impl Worker {
             t.backoff = None;
         }
         if let Some(delay) = t.backoff {
-            let since = Duration::try_from(Timestamp::now().duration_since(term.finished)).unwrap_or_default();
+            let since = Duration::try_from(Timestamp::now().duration_since(term.finished))
+                .unwrap_or_default();
             if since < delay {
                 let message = format!(
                     "back-off {} restarting failed container={} pod={label}",
@@ -641,7 +662,10 @@ impl Worker {
                         raw,
                         EventType::Warning,
                         "BackOff",
-                        &format!("Back-off restarting failed container {} in pod {label}", t.name),
+                        &format!(
+                            "Back-off restarting failed container {} in pod {label}",
+                            t.name
+                        ),
                     );
                 }
                 t.waiting = Some(("CrashLoopBackOff".into(), message));
@@ -671,16 +695,13 @@ impl Worker {
             return Some(retry);
         }
         let spec = pod.spec.clone().unwrap_or_default();
-        let Some(c) = spec
+        let c = spec
             .init_containers
             .iter()
             .flatten()
             .chain(spec.containers.iter())
             .find(|c| c.name == t.name)
-            .cloned()
-        else {
-            return None;
-        };
+            .cloned()?;
         let id = container_id(&self.uid, &t.name, t.run);
         let ctx = self.ctx.clone();
         let pod2 = pod.clone();
@@ -699,7 +720,9 @@ impl Worker {
         match result {
             Some(Ok(started)) => {
                 let pulled = format!("Container image \"{}\" already present on machine", t.image);
-                self.ctx.events.record(raw, EventType::Normal, "Pulled", &pulled);
+                self.ctx
+                    .events
+                    .record(raw, EventType::Normal, "Pulled", &pulled);
                 self.ctx.events.record(
                     raw,
                     EventType::Normal,
@@ -724,10 +747,16 @@ impl Worker {
                 self.refresh(raw).await;
                 None
             }
-            Some(Err(StartError { reason, message, event })) => {
+            Some(Err(StartError {
+                reason,
+                message,
+                event,
+            })) => {
                 tracing::info!(pod = %label, container = %t.name, %reason, %message, "container did not start");
                 if t.waiting.as_ref().map(|w| &w.1) != Some(&message) {
-                    self.ctx.events.record(raw, EventType::Warning, event, &message);
+                    self.ctx
+                        .events
+                        .record(raw, EventType::Warning, event, &message);
                 }
                 t.waiting = Some((reason, message));
                 let retry = Instant::now() + RETRY;
@@ -764,7 +793,9 @@ impl Worker {
                     let mut t = Track::new(&Container::default(), false);
                     t.name = parse_id(&id).map(|p| p.1).unwrap_or_default();
                     t.run_id = Some(id);
-                    t.state = Some(RunState::Running { started_at: String::new() });
+                    t.state = Some(RunState::Running {
+                        started_at: String::new(),
+                    });
                     self.tracks.push(t);
                 }
                 self.adopted = true;
@@ -794,8 +825,17 @@ impl Worker {
         for s in stopping {
             let _ = s.await;
         }
+        // The last word on each container (exit codes) before the pod goes.
+        if let (Some(raw), Some(p)) = (raw.as_ref(), pod) {
+            self.refresh(raw).await;
+            self.write_status(raw, p).await;
+        }
         // Everything is stopped: free it all.
-        let ids: Vec<String> = self.tracks.iter_mut().filter_map(|t| t.run_id.take()).collect();
+        let ids: Vec<String> = self
+            .tracks
+            .iter_mut()
+            .filter_map(|t| t.run_id.take())
+            .collect();
         for id in ids {
             self.remove_run(&id).await;
         }
@@ -807,7 +847,9 @@ impl Worker {
 
     /// Deletes the pod for good once its containers are gone.
     async fn final_delete(&self) {
-        let Some(rt) = registry::by_kind("v1", "Pod") else { return };
+        let Some(rt) = registry::by_kind("v1", "Pod") else {
+            return;
+        };
         let store = self.ctx.store.clone();
         let (ns, name, uid) = (self.namespace.clone(), self.name.clone(), self.uid.clone());
         let result = blocking(move || {
@@ -824,8 +866,11 @@ impl Worker {
         })
         .await;
         match result {
-            Some(Ok(_)) | Some(Err(StoreError::Api(ApiError::NotFound(_) | ApiError::Conflict { .. }))) => {}
-            Some(Err(e)) => tracing::warn!(pod = %self.label(), error = %e, "cannot delete the stopped pod"),
+            Some(Ok(_))
+            | Some(Err(StoreError::Api(ApiError::NotFound(_) | ApiError::Conflict { .. }))) => {}
+            Some(Err(e)) => {
+                tracing::warn!(pod = %self.label(), error = %e, "cannot delete the stopped pod")
+            }
             None => {}
         }
     }
@@ -840,31 +885,40 @@ impl Worker {
             self.last_status = Some(status);
             return;
         }
-        let Some(rt) = registry::by_kind("v1", "Pod") else { return };
+        let Some(rt) = registry::by_kind("v1", "Pod") else {
+            return;
+        };
         let store = self.ctx.store.clone();
         let (ns, name, uid) = (self.namespace.clone(), self.name.clone(), self.uid.clone());
         let new_status = status.clone();
         let result = blocking(move || {
-            store.update_with(rt, Some(&ns), &name, Subresource::Status, false, move |obj| {
-                if meta::uid(obj) != uid {
-                    return Err(ApiError::bad_request("the pod was replaced"));
-                }
-                let mut obj = obj.clone();
-                // Keep what others own: the scheduler's condition.
-                let mut status = new_status.clone();
-                if let Some(sched) = obj
-                    .pointer("/status/conditions")
-                    .and_then(Value::as_array)
-                    .and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled"))
-                    .cloned()
-                    && let Some(conds) = status["conditions"].as_array_mut()
-                {
-                    conds.retain(|c| c["type"] != "PodScheduled");
-                    conds.insert(0, sched);
-                }
-                obj["status"] = status;
-                Ok(obj)
-            })
+            store.update_with(
+                rt,
+                Some(&ns),
+                &name,
+                Subresource::Status,
+                false,
+                move |obj| {
+                    if meta::uid(obj) != uid {
+                        return Err(ApiError::bad_request("the pod was replaced"));
+                    }
+                    let mut obj = obj.clone();
+                    // Keep what others own: the scheduler's condition.
+                    let mut status = new_status.clone();
+                    if let Some(sched) = obj
+                        .pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled"))
+                        .cloned()
+                        && let Some(conds) = status["conditions"].as_array_mut()
+                    {
+                        conds.retain(|c| c["type"] != "PodScheduled");
+                        conds.insert(0, sched);
+                    }
+                    obj["status"] = status;
+                    Ok(obj)
+                },
+            )
         })
         .await;
         match result {
@@ -877,31 +931,49 @@ impl Worker {
     /// The pod's status from what the worker knows.
     fn status(&self, raw: &Value, pod: &Pod) -> Value {
         let spec = pod.spec.clone().unwrap_or_default();
-        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
         let init: Vec<&Track> = self.tracks.iter().filter(|t| t.init).collect();
         let apps: Vec<&Track> = self.tracks.iter().filter(|t| !t.init).collect();
-        let init_failed = init.iter().any(|t| {
-            t.exited().is_some_and(|e| e.exit_code != 0) && policy == "Never"
-        });
-        let initialized = init.iter().all(|t| t.exited().is_some_and(|e| e.exit_code == 0));
-        let app_done = |t: &&Track| t.exited().is_some_and(|e| !should_restart(&policy, e.exit_code));
+        let init_failed = init
+            .iter()
+            .any(|t| t.exited().is_some_and(|e| e.exit_code != 0) && policy == "Never");
+        let initialized = init
+            .iter()
+            .all(|t| t.exited().is_some_and(|e| e.exit_code == 0));
+        let app_done = |t: &&Track| {
+            t.exited()
+                .is_some_and(|e| !should_restart(&policy, e.exit_code))
+        };
         let phase = if init_failed {
             "Failed"
         } else if !initialized {
             "Pending"
         } else if !apps.is_empty() && apps.iter().all(app_done) {
-            if apps.iter().all(|t| t.exited().is_some_and(|e| e.exit_code == 0)) {
+            if apps
+                .iter()
+                .all(|t| t.exited().is_some_and(|e| e.exit_code == 0))
+            {
                 "Succeeded"
             } else {
                 "Failed"
             }
-        } else if apps.iter().any(|t| t.running() || t.exited().is_some() || t.last.is_some()) {
+        } else if apps
+            .iter()
+            .any(|t| t.running() || t.exited().is_some() || t.last.is_some())
+        {
             "Running"
         } else {
             "Pending"
         };
         let terminal = matches!(phase, "Succeeded" | "Failed");
-        let waiting_reason = if initialized { "ContainerCreating" } else { "PodInitializing" };
+        let waiting_reason = if initialized {
+            "ContainerCreating"
+        } else {
+            "PodInitializing"
+        };
         let statuses = |list: &[&Track], init_list: bool| -> Vec<Value> {
             list.iter()
                 .map(|t| {
@@ -956,25 +1028,51 @@ impl Worker {
             }
             c
         };
-        let unready: Vec<&str> = apps.iter().filter(|t| !t.running()).map(|t| t.name.as_str()).collect();
+        let unready: Vec<&str> = apps
+            .iter()
+            .filter(|t| !t.running())
+            .map(|t| t.name.as_str())
+            .collect();
         let incomplete: Vec<&str> = init
             .iter()
-            .filter(|t| !t.exited().is_some_and(|e| e.exit_code == 0))
+            .filter(|t| t.exited().is_none_or(|e| e.exit_code != 0))
             .map(|t| t.name.as_str())
             .collect();
         let list = |v: &[&str]| format!("[{}]", v.join(" "));
-        let ready_reason = if terminal { Some("PodCompleted") } else if unready.is_empty() { None } else { Some("ContainersNotReady") };
-        let ready_message = (!terminal && !unready.is_empty()).then(|| format!("containers with unready status: {}", list(&unready)));
+        let ready_reason = if terminal {
+            Some("PodCompleted")
+        } else if unready.is_empty() {
+            None
+        } else {
+            Some("ContainersNotReady")
+        };
+        let ready_message = (!terminal && !unready.is_empty())
+            .then(|| format!("containers with unready status: {}", list(&unready)));
         let mut conditions = vec![
             condition("PodReadyToStartContainers", self.sandbox_ready, None, None),
             condition(
                 "Initialized",
                 initialized,
-                if initialized { None } else { Some("ContainersNotInitialized") },
-                (!initialized).then(|| format!("containers with incomplete status: {}", list(&incomplete))),
+                if initialized {
+                    None
+                } else {
+                    Some("ContainersNotInitialized")
+                },
+                (!initialized)
+                    .then(|| format!("containers with incomplete status: {}", list(&incomplete))),
             ),
-            condition("Ready", !terminal && unready.is_empty(), ready_reason, ready_message.clone()),
-            condition("ContainersReady", !terminal && unready.is_empty(), ready_reason, ready_message),
+            condition(
+                "Ready",
+                !terminal && unready.is_empty(),
+                ready_reason,
+                ready_message.clone(),
+            ),
+            condition(
+                "ContainersReady",
+                !terminal && unready.is_empty(),
+                ready_reason,
+                ready_message,
+            ),
         ];
         if let Some(s) = existing("PodScheduled") {
             conditions.insert(1, s);
@@ -1017,11 +1115,19 @@ fn start_container(
 ) -> Result<Started, StartError> {
     let image = c.image.clone().unwrap_or_default();
     let policy = c.image_pull_policy.clone().unwrap_or_default();
-    let info = ctx.kubelet.images.ensure(&image, &policy).map_err(|e: ImageError| StartError {
-        reason: e.waiting_reason().to_string(),
-        message: e.to_string(),
-        event: if matches!(e, ImageError::NeverPull { .. }) { "ErrImageNeverPull" } else { "Failed" },
-    })?;
+    let info = ctx
+        .kubelet
+        .images
+        .ensure(&image, &policy)
+        .map_err(|e: ImageError| StartError {
+            reason: e.waiting_reason().to_string(),
+            message: e.to_string(),
+            event: if matches!(e, ImageError::NeverPull { .. }) {
+                "ErrImageNeverPull"
+            } else {
+                "Failed"
+            },
+        })?;
     let image_id = match crate::image::Reference::parse(&info.reference) {
         Ok(r) => format!("{}@{}", r.repository(), info.manifest_digest.as_str()),
         Err(_) => info.id.as_str().to_string(),
@@ -1039,7 +1145,8 @@ fn start_container(
     let dir = ctx.rootfs_dir(id);
     // A leftover of an interrupted start of this very run.
     let _ = crate::image::remove_rootfs(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| create_error(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| create_error(format!("cannot create {}: {e}", dir.display())))?;
     let rootfs = ctx
         .kubelet
         .images
@@ -1071,7 +1178,11 @@ fn start_container(
     config.join_sandbox(&ctx.kubelet.runtime.sandbox_paths(uid));
     config.log = log;
     // emptyDir volumes: a directory per pod and volume.
-    let volumes = pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default();
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
     for m in c.volume_mounts.iter().flatten() {
         let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
             return Err(undo(config_error(ConfigError(format!(
@@ -1086,7 +1197,12 @@ fn start_container(
             )))));
         }
         let source = ctx.pod_dir(uid).join("volumes").join(&v.name);
-        std::fs::create_dir_all(&source).map_err(|e| undo(create_error(format!("cannot create {}: {e}", source.display()))))?;
+        std::fs::create_dir_all(&source).map_err(|e| {
+            undo(create_error(format!(
+                "cannot create {}: {e}",
+                source.display()
+            )))
+        })?;
         config.mounts.push(BindMount {
             source,
             destination: PathBuf::from(&m.mount_path),
@@ -1095,7 +1211,9 @@ fn start_container(
     }
     match ctx.kubelet.runtime.start(&config) {
         Ok(()) => Ok(Started { image_id }),
-        Err(RuntimeError::CreateContainer { reason, message, .. }) => {
+        Err(RuntimeError::CreateContainer {
+            reason, message, ..
+        }) => {
             // The run exists and has recorded why; the worker reads it as an exit.
             let _ = reason;
             tracing::info!(container = id, %message, "the container could not be created");
@@ -1126,13 +1244,24 @@ async fn stop_container(
         return;
     }
     if let Some(p) = pod {
-        ctx.events.record(p, EventType::Normal, "Killing", &format!("Stopping container {name}"));
+        ctx.events.record(
+            p,
+            EventType::Normal,
+            "Killing",
+            &format!("Stopping container {name}"),
+        );
     }
-    if let Some(hook) = container.and_then(|c| c.lifecycle.as_ref()).and_then(|l| l.pre_stop.as_ref()) {
+    if let Some(hook) = container
+        .and_then(|c| c.lifecycle.as_ref())
+        .and_then(|l| l.pre_stop.as_ref())
+    {
         let left = deadline.saturating_duration_since(Instant::now());
         let run = pre_stop(ctx, id, hook, left);
         if tokio::time::timeout(left, run).await.is_err() {
-            tracing::info!(container = id, "the preStop hook did not finish within the grace period");
+            tracing::info!(
+                container = id,
+                "the preStop hook did not finish within the grace period"
+            );
         }
     }
     let rid = id.to_string();
@@ -1198,7 +1327,9 @@ async fn pre_stop(
                 Ok(mut child) => {
                     let _ = child.wait(Some(timeout));
                 }
-                Err(e) => tracing::info!(container = %rid, error = %e, "the preStop hook could not run"),
+                Err(e) => {
+                    tracing::info!(container = %rid, error = %e, "the preStop hook could not run")
+                }
             }
         })
         .await;
@@ -1211,7 +1342,12 @@ async fn pre_stop(
             ..Default::default()
         };
         let target = super::prober::Target {
-            netns: Some(ctx.kubelet.runtime.sandbox_paths(parse_id(id).map(|p| p.0).unwrap_or_default().as_str()).net),
+            netns: Some(
+                ctx.kubelet
+                    .runtime
+                    .sandbox_paths(parse_id(id).map(|p| p.0).unwrap_or_default().as_str())
+                    .net,
+            ),
             pod_ip: None,
             named_ports: BTreeMap::new(),
             container_id: id.to_string(),

@@ -160,6 +160,67 @@ impl TestDaemon {
         }
     }
 
+    /// Deletes every pod (grace 1 s) and waits until the kubelet has stopped and removed
+    /// their containers, so the test leaves no container, mount or cgroup behind.
+    pub fn remove_all_pods(&self) {
+        if self.child.is_none() {
+            return;
+        }
+        let containers = self.state_dir().join("containers");
+        let has_pods = || {
+            let o = self.cli(&["get", "pods", "-A", "-o", "name"]);
+            !o.status.success() || !String::from_utf8_lossy(&o.stdout).trim().is_empty()
+        };
+        let has_containers = || {
+            std::fs::read_dir(&containers)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+        };
+        if !has_pods() && !has_containers() {
+            return;
+        }
+        let o = self.cli(&["get", "pods", "-A", "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        for p in list["items"].as_array().into_iter().flatten() {
+            let ns = p["metadata"]["namespace"].as_str().unwrap_or_default();
+            let name = p["metadata"]["name"].as_str().unwrap_or_default();
+            self.cli(&[
+                "delete",
+                "pod",
+                name,
+                "-n",
+                ns,
+                "--grace-period",
+                "1",
+                "--ignore-not-found",
+            ]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while (has_pods() || has_containers()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Imports the busybox test image (`tests/images/build-busybox.sh`) into this daemon.
+    pub fn import_busybox(&self) {
+        let archive = self.dir.path().join("busybox.tar");
+        if !archive.exists() {
+            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/images/build-busybox.sh");
+            let status = Command::new(script)
+                .arg(&archive)
+                .status()
+                .expect("build-busybox.sh runs");
+            assert!(status.success(), "build-busybox.sh failed");
+        }
+        let o = self.cli(&["image", "import", archive.to_str().expect("utf-8 path")]);
+        assert!(
+            o.status.success(),
+            "image import: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     pub fn client(&self) -> Client {
         Client::new(self.socket())
     }
@@ -208,6 +269,7 @@ impl Drop for TestDaemon {
     /// Stops the daemon, then removes its cgroup parent (the daemon creates it at start and,
     /// like any node agent, leaves it in place when it stops).
     fn drop(&mut self) {
+        self.remove_all_pods();
         self.stop();
         match berth::runtime::Cgroups::detect(&format!("/{}", self.cgroup_parent())) {
             Ok(cg) => {
