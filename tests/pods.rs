@@ -434,3 +434,18 @@ fn a_killed_daemon_readopts_its_containers_and_records_exits_it_missed() {
         "one shim per running container"
     );
 }
+
+/// The README's quick start applies assets/demo/workload.yaml: it must run.
+#[test]
+fn the_demo_workload_runs() {
+    let d = daemon("");
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/workload.yaml");
+    let o = d.cli(&["apply", "-f", demo.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    eventually(60, "the ticker to tick", || {
+        let o = d.cli(&["logs", "-n", "demo", "ticker"]);
+        stdout(&o).contains("tick ").then_some(())
+    });
+    let o = d.cli(&["exec", "-n", "demo", "ticker", "--", "hostname"]);
+    assert_eq!(stdout(&o).trim(), "ticker");
+}

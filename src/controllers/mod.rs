@@ -3,6 +3,7 @@
 
 mod gc;
 mod namespace;
+mod replicaset;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,8 @@ pub fn start(
     let events =
         crate::events::Recorder::new(store.clone(), crate::scheduler::DEFAULT_SCHEDULER, node);
     let scheduler = Arc::new(crate::scheduler::Scheduler::default());
+    let rs_events = crate::events::Recorder::new(store.clone(), "replicaset-controller", node);
+    let replicasets = move |s: &Store| replicaset::reconcile_all(s, &rs_events);
     let schedule = move |s: &Store| scheduler.schedule_all(s, &events);
     vec![
         tokio::spawn(run_loop(
@@ -34,6 +37,12 @@ pub fn start(
             shutdown.clone(),
             gc::relevant,
             gc::collect,
+        )),
+        tokio::spawn(run_loop(
+            store.clone(),
+            shutdown.clone(),
+            replicaset::relevant,
+            replicasets,
         )),
         tokio::spawn(run_loop(
             store,
