@@ -1,0 +1,1 @@
+//! Snapshots of every view and dialog.
