@@ -58,25 +58,22 @@ pub enum Effect {
     SaveLogs,
 }
 
-/// Table keys that are the same in every view: (key, description, action).
+/// Table keys that are the same in every view: (key, description).
 const COMMON_KEYS: &[(&str, &str)] = &[
     ("j / ↓", "down"),
     ("k / ↑", "up"),
-    ("pgdn / ctrl-f", "page down"),
-    ("pgup / ctrl-b", "page up"),
+    ("pgdn/ctrl-f", "page down"),
+    ("pgup/ctrl-b", "page up"),
     ("g / home", "first row"),
     ("G / end", "last row"),
-    (":", "switch view (:po :deploy :svc :img …, :q quits)"),
-    ("/", "filter: text, -l selector, ! inverts"),
+    (":", "view (:po :deploy :q)"),
+    ("/", "filter (-l sel, ! not)"),
     ("esc", "clear the filter"),
     ("0-9", "namespace (0 = all)"),
-    (
-        "enter",
-        "drill down (pods of the selected object) or describe",
-    ),
+    ("enter", "its pods, or describe"),
     ("d", "describe"),
     ("y", "YAML"),
-    ("v", "events of the selected object"),
+    ("v", "events of the object"),
     ("?", "this help"),
     ("q / ctrl-c", "quit"),
 ];
@@ -181,14 +178,11 @@ pub fn help(state: &State) -> Vec<(String, String)> {
         out.push(("s".into(), "shell".into()));
     }
     if state.source == Source::Images {
-        out.push(("ctrl-r".into(), "list the images again".into()));
+        out.push(("ctrl-r".into(), "list again".into()));
     }
     for (c, i) in sort_keys(state) {
         let header = state.table.headers.get(i).cloned().unwrap_or_default();
-        out.push((
-            format!("shift-{c}"),
-            format!("sort by {header} (again: reverse)"),
-        ));
+        out.push((format!("shift-{c}"), format!("sort by {header}")));
     }
     out
 }

@@ -160,27 +160,35 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &State) {
     let line1 = Line::from(vec![
         Span::styled(format!("berth v{}", env!("CARGO_PKG_VERSION")), bold),
         Span::raw(server),
+        Span::styled("  Pods ", key),
+        Span::raw(format!("{total}: ")),
+        Span::styled(
+            format!("{running} running"),
+            tone_style(state, Tone::Healthy),
+        ),
+        Span::raw(", "),
+        Span::styled(
+            format!("{pending} pending"),
+            tone_style(state, Tone::Pending),
+        ),
+        Span::raw(", "),
+        Span::styled(format!("{failed} failed"), tone_style(state, Tone::Failed)),
     ]);
     let line2 = Line::from(vec![
         Span::styled("CPU ", key),
         Span::raw(format!(
-            "req {}/{} {} use {cpu_use}  ",
+            "req {}/{} {} use {cpu_use}   ",
             human_cpu(cap.cpu_requested_milli),
             human_cpu(cap.cpu_allocatable_milli),
             percent(cap.cpu_requested_milli, cap.cpu_allocatable_milli)
         )),
         Span::styled("MEM ", key),
         Span::raw(format!(
-            "req {}/{} {} use {mem_use}  ",
+            "req {}/{} {} use {mem_use}",
             human_mem(cap.mem_requested),
             human_mem(cap.mem_allocatable),
             percent(cap.mem_requested, cap.mem_allocatable)
         )),
-        Span::styled("Pods ", key),
-        Span::raw(format!("{total} ")),
-        Span::styled(format!("{running}↑ "), tone_style(state, Tone::Healthy)),
-        Span::styled(format!("{pending}… "), tone_style(state, Tone::Pending)),
-        Span::styled(format!("{failed}✗"), tone_style(state, Tone::Failed)),
     ]);
     let mut ns_spans = vec![ns_span(state, 0, "all", state.namespace.is_none())];
     for (i, ns) in state.namespace_shortcuts().iter().enumerate() {
@@ -610,18 +618,15 @@ fn draw_help(frame: &mut Frame, area: Rect, state: &State) {
         .unwrap_or(0);
     let key_style = paint(state, Style::default().fg(Color::Cyan)).add_modifier(Modifier::BOLD);
     let rows = area.height.saturating_sub(2) as usize;
-    // Two columns when the list does not fit in one and the screen is wide enough.
-    let columns = if keys.len() > rows && area.width >= 100 {
-        2
-    } else {
-        1
-    };
-    let per_col = keys.len().div_ceil(columns);
     let entry_w = keys
         .iter()
         .map(|(k, d)| key_w.max(k.chars().count()) + 2 + d.chars().count())
         .max()
         .unwrap_or(0);
+    // As many columns as the list needs to fit the height, as far as the width allows.
+    let fit = (area.width.saturating_sub(2) as usize / (entry_w + 2)).max(1);
+    let columns = keys.len().div_ceil(rows.max(1)).clamp(1, fit);
+    let per_col = keys.len().div_ceil(columns);
     let mut lines: Vec<Line> = Vec::new();
     for r in 0..per_col {
         let mut spans = Vec::new();
