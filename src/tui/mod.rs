@@ -171,6 +171,9 @@ impl InputThread {
     }
 }
 
+/// How long a flash message shows.
+const FLASH_FOR: Duration = Duration::from_secs(5);
+
 /// Sources whose caches feed the header, the namespace keys and the warning markers:
 /// watched from the start, whatever the view.
 const ALWAYS_WATCHED: [&str; 4] = ["pods", "nodes", "events", "namespaces"];
@@ -212,6 +215,8 @@ async fn event_loop(
         tokio::spawn(watch::write_check(client.clone(), tx.clone())),
     ];
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // A flash message stays a few seconds, then the key hints come back.
+    let mut flash_shown: Option<(Flash, std::time::Instant)> = None;
     let mut keys = input.rx.lock().await;
     let result = loop {
         let size = guard.terminal.size().map_err(TuiError::Terminal)?;
@@ -251,6 +256,15 @@ async fn event_loop(
             }
             _ = tick.tick() => {
                 state.now = Timestamp::now();
+                match (&state.flash, &flash_shown) {
+                    (Some(f), Some((seen, at))) if f == seen => {
+                        if at.elapsed() >= FLASH_FOR {
+                            state.flash = None;
+                        }
+                    }
+                    (Some(f), _) => flash_shown = Some((f.clone(), std::time::Instant::now())),
+                    (None, _) => flash_shown = None,
+                }
                 state.refresh_table();
             }
         }

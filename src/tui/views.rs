@@ -590,7 +590,10 @@ fn draw_box(
         .unwrap_or(0)
         .clamp(30, area.width.saturating_sub(4).max(30))
         + 4;
-    let height = (lines.len() as u16 + 2).min(area.height);
+    // Lines wrap inside the borders: count the rows they take.
+    let inner = width.saturating_sub(2).max(1) as usize;
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
+    let height = (rows as u16 + 2).min(area.height);
     let rect = centered(area, width, height);
     let color = if danger { Color::Red } else { Color::Cyan };
     let block = Block::default()
