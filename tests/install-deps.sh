@@ -8,6 +8,8 @@ packages=(
   procps            # pgrep for the leak check
   passwd            # groupadd for the access-control test
   busybox-static    # /bin/busybox for the test image (tests/images/build-busybox.sh)
+  tmux              # drives the real TUI in tests/tui.rs
+  util-linux        # setpriv: the TUI as another user (tests/tui.rs)
 )
 missing=()
 for p in "${packages[@]}"; do

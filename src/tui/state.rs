@@ -452,7 +452,12 @@ impl State {
             .iter()
             .position(|h| matches!(h.as_str(), "STATUS" | "PHASE" | "TYPE"));
         let ready_col = table.headers.iter().position(|h| h == "READY");
-        let age_col = table.headers.iter().position(|h| h == "AGE");
+        let is_event = self.source.is("", "Event");
+        // Columns of durations since a time: sorted by that time, not by their text.
+        let time_col = table
+            .headers
+            .iter()
+            .position(|h| h == "AGE" || (is_event && h == "LAST SEEN"));
         let mut keyed: Vec<(Option<Timestamp>, Row)> = Vec::new();
         if let Some(cache) = self.caches.get(&self.source.key()) {
             for (key, obj) in &cache.objects {
@@ -477,7 +482,11 @@ impl State {
                 );
                 let warning = warnings.contains_key(meta::uid(obj)) && !meta::uid(obj).is_empty()
                     || warnings.contains_key(&warning_key(self.source, key));
-                let created = meta::parse_time(meta::str_at(obj, "/metadata/creationTimestamp"));
+                let created = if is_event {
+                    event_time(obj)
+                } else {
+                    meta::parse_time(meta::str_at(obj, "/metadata/creationTimestamp"))
+                };
                 keyed.push((
                     created,
                     Row {
@@ -491,9 +500,9 @@ impl State {
         }
         let Sort { column, descending } = self.sort;
         if column > 0 || descending {
-            if Some(column) == age_col {
-                // Older first means larger age first: creation time ascending.
-                keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+            if Some(column) == time_col {
+                // Ascending by the duration shown: the newest first.
+                keyed.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.key.cmp(&b.1.key)));
             } else {
                 keyed.sort_by(|a, b| {
                     natural_cmp(
@@ -506,8 +515,9 @@ impl State {
             if descending {
                 keyed.reverse();
             }
-        } else if with_ns {
-            // Cache order is (namespace, name): already sorted.
+        } else if is_event {
+            // As `berth get events`: the newest last.
+            keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
         }
         table.rows = keyed.into_iter().map(|(_, r)| r).collect();
         table.widths = table.headers.iter().map(|h| h.chars().count()).collect();

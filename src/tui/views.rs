@@ -334,8 +334,9 @@ fn header_line(state: &State, width: u16) -> Line<'static> {
 pub fn fit_widths(widths: &[usize], avail: usize) -> Vec<usize> {
     let mut out = Vec::new();
     let mut used = 0;
-    for &w in widths {
-        let w = w.min(60);
+    for (i, &w) in widths.iter().enumerate() {
+        // Long cells (messages, selectors) are cut, except in the last column.
+        let w = if i + 1 < widths.len() { w.min(60) } else { w };
         let need = w + usize::from(!out.is_empty());
         if used + need <= avail {
             used += need;
