@@ -200,6 +200,11 @@ pub const LOG_KEYS: &[(&str, &str)] = &[
 
 /// Handles a key in whatever mode is active; `height` is the table body's height.
 pub fn handle_key(state: &mut State, key: KeyEvent, height: usize) -> Vec<Effect> {
+    // ctrl-c quits from anywhere, as in k9s.
+    if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+        state.quit = true;
+        return Vec::new();
+    }
     let effects = match &mut state.mode {
         Mode::Normal => match action_for(state, key) {
             Some(a) => apply(state, a, height),

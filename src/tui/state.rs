@@ -143,6 +143,8 @@ pub struct Row {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     pub headers: Vec<String>,
+    /// Columns `kubectl get -o wide` adds: shown only when every column fits.
+    pub wide: Vec<bool>,
     pub rows: Vec<Row>,
     /// Width of each column: the widest of its header and cells.
     pub widths: Vec<usize>,
@@ -422,15 +424,16 @@ impl State {
         let (headers, render): (Vec<String>, RowFn) = match self.source {
             Source::Kind(rt) => {
                 let cols = table::columns(rt);
-                let keep: Vec<usize> = (0..cols.len()).filter(|&i| cols[i].priority == 0).collect();
-                let headers = keep.iter().map(|&i| cols[i].header()).collect();
+                table.wide = cols.iter().map(|c| c.priority > 0).collect();
+                let headers = cols.iter().map(|c| c.header()).collect();
+                let n = cols.len();
                 let now = self.now;
                 (
                     headers,
                     Box::new(move |obj: &Value| {
                         let cells = table::row(rt, obj, now);
-                        keep.iter()
-                            .map(|&i| cells.get(i).map(table::cell_text).unwrap_or_default())
+                        (0..n)
+                            .map(|i| cells.get(i).map(table::cell_text).unwrap_or_default())
                             .collect()
                     }),
                 )
@@ -444,8 +447,10 @@ impl State {
             ),
         };
         table.headers = headers;
+        table.wide.resize(table.headers.len(), false);
         if with_ns {
             table.headers.insert(0, "NAMESPACE".to_string());
+            table.wide.insert(0, false);
         }
         let status_col = table
             .headers

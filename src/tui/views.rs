@@ -273,7 +273,7 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &State) {
         return;
     }
 
-    let widths = fit_widths(&table.widths, inner.width.saturating_sub(2) as usize);
+    let shown = shown_columns(table, inner.width.saturating_sub(2) as usize);
     let height = inner.height.saturating_sub(1) as usize;
     let offset = visible_offset(state.offset, state.selected, height, table.rows.len());
     let rows = table
@@ -288,7 +288,11 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &State) {
             } else {
                 " ".to_string()
             }];
-            cells.extend(r.cells.iter().take(widths.len()).cloned());
+            cells.extend(
+                shown
+                    .iter()
+                    .map(|(c, _)| r.cells.get(*c).cloned().unwrap_or_default()),
+            );
             let mut style = tone_style(state, r.tone);
             if i == state.selected {
                 style = style.add_modifier(Modifier::REVERSED);
@@ -296,14 +300,17 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &State) {
             Row::new(cells).style(style)
         });
     let mut constraints = vec![Constraint::Length(1)];
-    constraints.extend(widths.iter().map(|w| Constraint::Length(*w as u16)));
+    constraints.extend(shown.iter().map(|(_, w)| Constraint::Length(*w as u16)));
     let mut headers = vec![String::new()];
-    headers.extend(table.headers.iter().take(widths.len()).cloned());
     let sorted = (state.sort.column > 0 || state.sort.descending).then_some(state.sort);
-    if let Some(sort) = sorted
-        && let Some(h) = headers.get_mut(sort.column + 1)
-    {
-        h.push(if sort.descending { '↓' } else { '↑' });
+    for (c, _) in &shown {
+        let mut h = table.headers.get(*c).cloned().unwrap_or_default();
+        if let Some(sort) = sorted
+            && sort.column == *c
+        {
+            h.push(if sort.descending { '↓' } else { '↑' });
+        }
+        headers.push(h);
     }
     let header = Row::new(headers).style(paint(
         state,
@@ -319,15 +326,29 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &State) {
 
 /// The header row alone, for an empty table.
 fn header_line(state: &State, width: u16) -> Line<'static> {
-    let widths = fit_widths(&state.table.widths, width.saturating_sub(2) as usize);
     let mut text = String::from("  ");
-    for (h, w) in state.table.headers.iter().zip(&widths) {
-        text.push_str(&format!("{h:<w$} ", w = *w));
+    for (c, w) in shown_columns(&state.table, width.saturating_sub(2) as usize) {
+        let h = state.table.headers.get(c).map(String::as_str).unwrap_or("");
+        text.push_str(&format!("{h:<w$} "));
     }
     Line::from(Span::styled(
         text.trim_end().to_string(),
         Style::default().add_modifier(Modifier::BOLD),
     ))
+}
+
+/// The columns to show and their widths: every column when all fit in `avail` cells (as
+/// `-o wide`), else the default ones, cut to fit.
+pub fn shown_columns(table: &super::state::Table, avail: usize) -> Vec<(usize, usize)> {
+    let all: usize = table.widths.iter().map(|w| w + 1).sum();
+    let columns: Vec<usize> = (0..table.widths.len())
+        .filter(|&c| all <= avail + 1 || !table.wide.get(c).copied().unwrap_or(false))
+        .collect();
+    let widths: Vec<usize> = columns.iter().map(|&c| table.widths[c]).collect();
+    columns
+        .into_iter()
+        .zip(fit_widths(&widths, avail))
+        .collect()
 }
 
 /// Column widths that fit `avail` cells: whole columns from the left, the last one cut.
