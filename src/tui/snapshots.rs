@@ -268,3 +268,36 @@ fn log_viewer() {
     s.mode = Mode::Dialog(Dialog::Logs(Box::new(failed)));
     snap("logs_failed", &s);
 }
+
+/// Every cell's colours, to check `NO_COLOR`.
+fn colours(state: &State) -> Vec<ratatui::style::Color> {
+    let t = draw(state, (160, 48));
+    t.backend()
+        .buffer()
+        .content()
+        .iter()
+        .flat_map(|c| [c.fg, c.bg])
+        .filter(|c| *c != ratatui::style::Color::Reset)
+        .collect()
+}
+
+#[test]
+fn no_color_draws_without_colours_and_still_marks_the_selection() {
+    let mut s = view("pods");
+    s.disconnected = Some("cannot reach the berth daemon".into());
+    s.color = true;
+    assert!(!colours(&s).is_empty(), "colours are drawn by default");
+    s.color = false;
+    assert_eq!(colours(&s), Vec::new());
+    let t = draw(&s, (80, 24));
+    let reversed = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .any(|c| c.modifier.contains(ratatui::style::Modifier::REVERSED));
+    assert!(
+        reversed,
+        "the selected row is still shown, by reverse video"
+    );
+}
