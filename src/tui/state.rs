@@ -271,7 +271,18 @@ pub struct State {
     pub usage: Option<Usage>,
     pub color: bool,
     pub table: Table,
+    /// Header figures, computed with the table (not while drawing).
+    pub summary: Summary,
     pub quit: bool,
+}
+
+/// What the header shows, from the node and pod caches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub capacity: Capacity,
+    /// Pods: (total, running, pending, failed).
+    pub pods: (usize, usize, usize, usize),
+    pub namespaces: Vec<String>,
 }
 
 impl State {
@@ -295,6 +306,7 @@ impl State {
             usage: None,
             color,
             table: Table::default(),
+            summary: Summary::default(),
             quit: false,
         };
         s.refresh_table();
@@ -418,6 +430,11 @@ impl State {
 
     /// Recomputes the current view's rows from its cache.
     pub fn refresh_table(&mut self) {
+        self.summary = Summary {
+            capacity: self.capacity(),
+            pods: self.pod_counts(),
+            namespaces: self.namespace_shortcuts(),
+        };
         let warnings = self.recent_warnings();
         let with_ns = self.shows_namespace();
         let mut table = Table::default();

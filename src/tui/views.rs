@@ -133,8 +133,8 @@ fn percent(part: i128, whole: i128) -> String {
 }
 
 fn draw_header(frame: &mut Frame, area: Rect, state: &State) {
-    let cap = state.capacity();
-    let (total, running, pending, failed) = state.pod_counts();
+    let cap = state.summary.capacity;
+    let (total, running, pending, failed) = state.summary.pods;
     let key = paint(state, Style::default().fg(Color::Cyan));
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let server = state
@@ -191,7 +191,7 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &State) {
         )),
     ]);
     let mut ns_spans = vec![ns_span(state, 0, "all", state.namespace.is_none())];
-    for (i, ns) in state.namespace_shortcuts().iter().enumerate() {
+    for (i, ns) in state.summary.namespaces.iter().enumerate() {
         ns_spans.push(Span::raw(" "));
         ns_spans.push(ns_span(
             state,
@@ -201,7 +201,7 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &State) {
         ));
     }
     if let Some(ns) = &state.namespace
-        && !state.namespace_shortcuts().contains(ns)
+        && !state.summary.namespaces.contains(ns)
     {
         ns_spans.push(Span::raw(" "));
         ns_spans.push(Span::styled(

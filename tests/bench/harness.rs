@@ -1,5 +1,5 @@
-//! berth's benchmark harness. `cargo bench --bench harness` measures, against a real daemon
-//! on a temporary state dir, and rewrites its section of BENCHMARKS.md:
+//! berth's benchmark harness. `cargo bench --bench harness [-- SECTION…]` measures, against
+//! a real daemon on a temporary state dir, and rewrites its sections of BENCHMARKS.md:
 //!
 //! - creates per second over the socket (one client, and 8 concurrent clients)
 //! - listing 1,000 pods (JSON and kubectl's Table form)
@@ -92,7 +92,18 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    tui_figures();
+    // `cargo bench --bench harness -- tui` runs only the named sections (api, tui).
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let runs = |section: &str| wanted.is_empty() || wanted.iter().any(|w| w == section);
+    if runs("tui") {
+        tui_figures();
+    }
+    if !runs("api") {
+        return;
+    }
     let d = TestDaemon::start();
     let client = d.client();
     let r = tokio::runtime::Builder::new_multi_thread()
