@@ -33,6 +33,8 @@ pub enum Action {
     Edit,
     Delete,
     Scale,
+    /// Rollout restart (deployments, statefulsets).
+    Restart,
     Events,
     Logs,
     Shell,
@@ -50,6 +52,8 @@ pub enum Effect {
     Refresh(Source),
     Delete(Target),
     Scale(Target, i64),
+    /// `kubectl rollout restart`: stamp the pod template so every pod is replaced.
+    Restart(Target),
     /// Open the object in `$EDITOR` and apply the result.
     Edit(Target),
     /// Start streaming a log into the open viewer.
@@ -109,6 +113,7 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('v') => Action::Events,
         KeyCode::Char('e') if state.source.kind().is_some() => Action::Edit,
         KeyCode::Char('S') if state.source.scalable() => Action::Scale,
+        KeyCode::Char('r') if restartable(state) => Action::Restart,
         KeyCode::Char('l') if is_pods(state) => Action::Logs,
         KeyCode::Char('s') if is_pods(state) => Action::Shell,
         KeyCode::Char(c) if c.is_ascii_uppercase() => {
@@ -118,6 +123,10 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         _ => return None,
     };
     Some(action)
+}
+
+fn restartable(state: &State) -> bool {
+    state.source.is("apps", "Deployment") || state.source.is("apps", "StatefulSet")
 }
 
 fn is_pods(state: &State) -> bool {
@@ -172,6 +181,9 @@ pub fn help(state: &State) -> Vec<(String, String)> {
     }
     if state.source.scalable() {
         out.push(("S".into(), "scale".into()));
+    }
+    if restartable(state) {
+        out.push(("r".into(), "rollout restart".into()));
     }
     if is_pods(state) {
         out.push(("l".into(), "logs".into()));
@@ -404,7 +416,7 @@ pub fn apply(state: &mut State, action: Action, height: usize) -> Vec<Effect> {
         Action::Help => state.mode = Mode::Dialog(Dialog::Help),
         Action::Refresh => return vec![Effect::Refresh(state.source)],
         Action::Enter => return drill_down(state),
-        Action::Delete | Action::Edit | Action::Scale => {
+        Action::Delete | Action::Edit | Action::Scale | Action::Restart => {
             let Some(target) = state.selected_target() else {
                 return Vec::new();
             };
@@ -418,6 +430,7 @@ pub fn apply(state: &mut State, action: Action, height: usize) -> Vec<Effect> {
             match action {
                 Action::Delete => state.mode = Mode::Dialog(Dialog::ConfirmDelete(target)),
                 Action::Edit => return vec![Effect::Edit(target)],
+                Action::Restart => return vec![Effect::Restart(target)],
                 _ => {
                     let current = state
                         .selected_object()
@@ -797,6 +810,20 @@ mod tests {
         typed(&mut s, "3");
         let effects = handle_key(&mut s, key(KeyCode::Enter), 10);
         assert!(matches!(&effects[..], [Effect::Scale(t, 3)] if t.name == "web"));
+    }
+
+    #[test]
+    fn r_restarts_deployments_only() {
+        let mut s = state_with_deployment();
+        assert!(handle_key(&mut s, ch('r'), 10).is_empty(), "not on pods");
+        run_command(&mut s, "deploy");
+        let effects = handle_key(&mut s, ch('r'), 10);
+        assert!(matches!(&effects[..], [Effect::Restart(t)] if t.name == "web"));
+        assert!(
+            help(&s)
+                .iter()
+                .any(|(k, d)| k == "r" && d == "rollout restart")
+        );
     }
 
     #[test]

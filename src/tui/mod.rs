@@ -146,6 +146,8 @@ impl InputThread {
                     continue;
                 }
                 match crossterm::event::poll(Duration::from_millis(100)) {
+                    // Paused while polling: leave the key to the editor.
+                    Ok(true) if p.load(Ordering::Relaxed) => {}
                     Ok(true) => match crossterm::event::read() {
                         Ok(ev) => {
                             if tx.send(ev).is_err() {
@@ -390,6 +392,32 @@ impl App {
                         .map(|_| ());
                     let _ = tx.send(Update::Done {
                         what: format!("scaled {} to {replicas}", target.display()),
+                        result,
+                    });
+                });
+            }
+            Effect::Restart(target) => {
+                let Source::Kind(rt) = target.source else {
+                    return;
+                };
+                let client = self.client.clone();
+                let tx = self.tx.clone();
+                let at = crate::api::meta::now_rfc3339();
+                tokio::spawn(async move {
+                    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations":
+                        {"kubectl.kubernetes.io/restartedAt": at}}}}});
+                    let result = client
+                        .patch(
+                            rt,
+                            target.namespace(),
+                            &target.name,
+                            crate::api::patch::PatchType::Merge,
+                            &patch,
+                        )
+                        .await
+                        .map(|_| ());
+                    let _ = tx.send(Update::Done {
+                        what: format!("{} restarted", target.display()),
                         result,
                     });
                 });
