@@ -57,6 +57,42 @@ impl LogSource for Unwired {
     }
 }
 
+/// Cuts a byte stream (HTTP chunks of a log) into lines: a line split across chunks is
+/// joined, invalid UTF-8 is replaced, `\r\n` endings are trimmed. For log sources.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// The lines completed by `bytes`.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            if b == b'\n' {
+                out.push(self.take());
+            } else {
+                self.partial.push(b);
+            }
+        }
+        out
+    }
+
+    /// The last line when the stream ended without a line break.
+    pub fn finish(&mut self) -> Option<String> {
+        (!self.partial.is_empty()).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        let mut line = String::from_utf8_lossy(&self.partial).into_owned();
+        self.partial.clear();
+        if line.ends_with('\r') {
+            line.pop();
+        }
+        line
+    }
+}
+
 /// Whether the stream is still open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogStatus {
@@ -379,6 +415,16 @@ mod tests {
         assert_eq!(v.key(key(KeyCode::Char('p')), 10), LogKey::Reopen);
         assert!(v.target.previous && v.lines.is_empty());
         assert_eq!(v.key(key(KeyCode::Char('q')), 10), LogKey::Close);
+    }
+
+    #[test]
+    fn lines_split_across_chunks_are_joined() {
+        let mut s = LineSplitter::default();
+        assert_eq!(s.feed(b"one\ntw"), vec!["one".to_string()]);
+        assert_eq!(s.feed(b"o\r\nthr"), vec!["two".to_string()]);
+        assert_eq!(s.feed(b"\xffee"), Vec::<String>::new());
+        assert_eq!(s.finish(), Some("thr\u{fffd}ee".to_string()));
+        assert_eq!(s.finish(), None);
     }
 
     #[tokio::test]

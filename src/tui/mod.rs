@@ -257,7 +257,7 @@ async fn event_loop(
                 state.refresh_table();
             }
             _ = tick.tick() => {
-                state.now = Timestamp::now();
+                state.set_now(Timestamp::now());
                 match (&state.flash, &flash_shown) {
                     (Some(f), Some((seen, at))) if f == seen => {
                         if at.elapsed() >= FLASH_FOR {

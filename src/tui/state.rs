@@ -247,7 +247,8 @@ pub struct Flash {
 /// Everything the TUI shows.
 #[derive(Debug, Clone)]
 pub struct State {
-    /// The clock of the current frame (fixed in tests so ages do not drift).
+    /// The clock of the current frame (fixed in tests so ages do not drift). Set it with
+    /// [`State::set_now`] so ages are rendered again.
     pub now: Timestamp,
     pub server_version: Option<String>,
     pub caches: HashMap<String, Cache>,
@@ -273,7 +274,21 @@ pub struct State {
     pub table: Table,
     /// Header figures, computed with the table (not while drawing).
     pub summary: Summary,
+    /// Objects or the clock changed since the rows were rendered.
+    pub dirty: bool,
+    rendered: Rendered,
     pub quit: bool,
+}
+
+/// Every object of the view rendered (all namespaces, no filter, no namespace column),
+/// with the time its AGE or LAST SEEN counts from.
+#[derive(Debug, Clone, Default)]
+struct Rendered {
+    /// The key of the source these rows are of.
+    source: String,
+    headers: Vec<String>,
+    wide: Vec<bool>,
+    rows: Vec<(Option<Timestamp>, Row)>,
 }
 
 /// What the header shows, from the node and pod caches.
@@ -307,10 +322,18 @@ impl State {
             color,
             table: Table::default(),
             summary: Summary::default(),
+            dirty: true,
+            rendered: Rendered::default(),
             quit: false,
         };
         s.refresh_table();
         s
+    }
+
+    /// Moves the clock (ages change): the rows are rendered again on the next refresh.
+    pub fn set_now(&mut self, now: Timestamp) {
+        self.now = now;
+        self.dirty = true;
     }
 
     pub fn cache(&self, source: &Source) -> Option<&Cache> {
@@ -327,6 +350,7 @@ impl State {
         cache.objects = items.into_iter().map(|o| (object_key(&o), o)).collect();
         cache.status = CacheStatus::Live;
         self.disconnected = None;
+        self.dirty = true;
     }
 
     /// A watch event arrived.
@@ -344,6 +368,7 @@ impl State {
         }
         cache.status = CacheStatus::Live;
         self.disconnected = None;
+        self.dirty = true;
     }
 
     /// A list or watch failed; `connection` when the daemon could not be reached at all.
@@ -428,20 +453,33 @@ impl State {
         self.namespace.is_none() && self.source.namespaced()
     }
 
-    /// Recomputes the current view's rows from its cache.
+    /// Brings `table` up to date: renders the rows again when objects or the clock changed
+    /// (`dirty`) or the view did, then applies namespace, filter and sort. A keystroke in
+    /// the filter therefore costs the arranging, not the rendering.
     pub fn refresh_table(&mut self) {
+        if self.dirty || self.rendered.source != self.source.key() {
+            self.render();
+            self.dirty = false;
+        }
+        self.arrange();
+    }
+
+    /// Renders every object of the view (all namespaces) and the header figures.
+    fn render(&mut self) {
         self.summary = Summary {
             capacity: self.capacity(),
             pods: self.pod_counts(),
             namespaces: self.namespace_shortcuts(),
         };
         let warnings = self.recent_warnings();
-        let with_ns = self.shows_namespace();
-        let mut table = Table::default();
+        let mut out = Rendered {
+            source: self.source.key(),
+            ..Rendered::default()
+        };
         let (headers, render): (Vec<String>, RowFn) = match self.source {
             Source::Kind(rt) => {
                 let cols = table::columns(rt);
-                table.wide = cols.iter().map(|c| c.priority > 0).collect();
+                out.wide = cols.iter().map(|c| c.priority > 0).collect();
                 let headers = cols.iter().map(|c| c.header()).collect();
                 let n = cols.len();
                 let now = self.now;
@@ -463,54 +501,33 @@ impl State {
                 }),
             ),
         };
-        table.headers = headers;
-        table.wide.resize(table.headers.len(), false);
-        if with_ns {
-            table.headers.insert(0, "NAMESPACE".to_string());
-            table.wide.insert(0, false);
-        }
-        let status_col = table
+        out.headers = headers;
+        out.wide.resize(out.headers.len(), false);
+        let status_col = out
             .headers
             .iter()
             .position(|h| matches!(h.as_str(), "STATUS" | "PHASE" | "TYPE"));
-        let ready_col = table.headers.iter().position(|h| h == "READY");
+        let ready_col = out.headers.iter().position(|h| h == "READY");
         let is_event = self.source.is("", "Event");
-        // Columns of durations since a time: sorted by that time, not by their text.
-        let time_col = table
-            .headers
-            .iter()
-            .position(|h| h == "AGE" || (is_event && h == "LAST SEEN"));
-        let mut keyed: Vec<(Option<Timestamp>, Row)> = Vec::new();
         if let Some(cache) = self.caches.get(&self.source.key()) {
+            out.rows.reserve(cache.objects.len());
             for (key, obj) in &cache.objects {
-                if let Some(ns) = &self.namespace
-                    && self.source.namespaced()
-                    && &key.0 != ns
-                {
-                    continue;
-                }
-                table.total += 1;
-                let mut cells = render(obj);
-                if with_ns {
-                    cells.insert(0, key.0.clone());
-                }
-                if !self.filter.matches(obj, &cells) {
-                    continue;
-                }
+                let cells = render(obj);
                 let tone = tone_of(
                     status_col.and_then(|i| cells.get(i)).map(String::as_str),
                     ready_col.and_then(|i| cells.get(i)).map(String::as_str),
                     obj,
                 );
-                let warning = warnings.contains_key(meta::uid(obj)) && !meta::uid(obj).is_empty()
+                let uid = meta::uid(obj);
+                let warning = (!uid.is_empty() && warnings.contains_key(uid))
                     || warnings.contains_key(&warning_key(self.source, key));
-                let created = if is_event {
+                let time = if is_event {
                     event_time(obj)
                 } else {
                     meta::parse_time(meta::str_at(obj, "/metadata/creationTimestamp"))
                 };
-                keyed.push((
-                    created,
+                out.rows.push((
+                    time,
                     Row {
                         key: key.clone(),
                         cells,
@@ -519,6 +536,51 @@ impl State {
                     },
                 ));
             }
+        }
+        self.rendered = out;
+    }
+
+    /// The rendered rows of the current namespace, filtered and sorted, into `table`.
+    fn arrange(&mut self) {
+        let with_ns = self.shows_namespace();
+        let rendered = &self.rendered;
+        let mut table = Table {
+            headers: rendered.headers.clone(),
+            wide: rendered.wide.clone(),
+            ..Table::default()
+        };
+        if with_ns {
+            table.headers.insert(0, "NAMESPACE".to_string());
+            table.wide.insert(0, false);
+        }
+        let is_event = self.source.is("", "Event");
+        // Columns of durations since a time: sorted by that time, not by their text.
+        let time_col = table
+            .headers
+            .iter()
+            .position(|h| h == "AGE" || (is_event && h == "LAST SEEN"));
+        let objects = self.caches.get(&self.source.key()).map(|c| &c.objects);
+        let namespace = self
+            .namespace
+            .as_deref()
+            .filter(|_| self.source.namespaced());
+        let mut keyed: Vec<(Option<Timestamp>, Row)> = Vec::new();
+        for (time, row) in &rendered.rows {
+            if namespace.is_some_and(|ns| row.key.0 != ns) {
+                continue;
+            }
+            table.total += 1;
+            let mut row = row.clone();
+            if with_ns {
+                row.cells.insert(0, row.key.0.clone());
+            }
+            if !self.filter.is_empty() {
+                let obj = objects.and_then(|o| o.get(&row.key));
+                if !self.filter.matches(obj.unwrap_or(&Value::Null), &row.cells) {
+                    continue;
+                }
+            }
+            keyed.push((*time, row));
         }
         let Sort { column, descending } = self.sort;
         if column > 0 || descending {
@@ -892,6 +954,33 @@ mod tests {
         s.refresh_table();
         assert_eq!(s.selected, 0);
         assert_eq!(s.table.rows.len(), 1);
+    }
+
+    #[test]
+    fn ages_move_with_the_clock_and_filters_do_not_need_it() {
+        let mut s = State::new(now(), false);
+        s.replace_all(&pods(), vec![pod("a", "p", "Running")]);
+        s.refresh_table();
+        let age = |s: &State| {
+            let i = s
+                .table
+                .headers
+                .iter()
+                .position(|h| h == "AGE")
+                .expect("AGE");
+            s.table.rows[0].cells[i].clone()
+        };
+        assert_eq!(age(&s), "60m");
+        s.set_now("2026-11-23T11:00:00Z".parse().expect("time"));
+        s.refresh_table();
+        assert_eq!(age(&s), "120m");
+        s.filter = Filter::parse("p");
+        s.refresh_table();
+        assert_eq!(s.table.rows.len(), 1);
+        s.filter = Filter::parse("nothing-matches");
+        s.refresh_table();
+        assert!(s.table.rows.is_empty());
+        assert_eq!(s.table.total, 1);
     }
 
     #[test]
