@@ -39,12 +39,15 @@ impl Source {
     /// The title of the view: `Pods`, `Deployments`, `Images`.
     pub fn title(&self) -> String {
         match self {
+            // The plural in the kind's casing: `PersistentVolumeClaims`, `NetworkPolicies`.
             Source::Kind(rt) => {
-                let mut p = rt.plural.to_string();
-                if let Some(first) = p.get_mut(0..1) {
-                    first.make_ascii_uppercase();
-                }
-                p
+                let common = rt
+                    .plural
+                    .bytes()
+                    .zip(rt.kind.bytes())
+                    .take_while(|(p, k)| *p == k.to_ascii_lowercase())
+                    .count();
+                format!("{}{}", &rt.kind[..common], &rt.plural[common..])
             }
             Source::Images => "Images".to_string(),
         }
@@ -728,7 +731,7 @@ impl State {
         (pods.objects.len(), running, pending, failed)
     }
 
-    /// How many columns the status line and table title need to know the view's status.
+    /// How the current view's cache is doing (loading, live, retrying).
     pub fn view_status(&self) -> Option<&CacheStatus> {
         self.cache(&self.source).map(|c| &c.status)
     }
@@ -920,6 +923,20 @@ mod tests {
             Some("Services".into())
         );
         assert_eq!(Source::resolve("img"), Some(Source::Images));
+        let titles: Vec<String> = ["pvc", "netpol", "ing", "ep", "sts"]
+            .iter()
+            .filter_map(|n| Source::resolve(n).map(|s| s.title()))
+            .collect();
+        assert_eq!(
+            titles,
+            [
+                "PersistentVolumeClaims",
+                "NetworkPolicies",
+                "Ingresses",
+                "Endpoints",
+                "StatefulSets"
+            ]
+        );
         assert!(Source::resolve("nonsense").is_none());
     }
 
