@@ -487,17 +487,22 @@ fn highlight(text: &str, needle: Option<&str>, style: Style) -> Line<'static> {
     }
     let mut spans = Vec::new();
     let mut at = 0;
-    while let Some(pos) = lower[at..].find(needle) {
+    while let Some(pos) = lower.get(at..).and_then(|rest| rest.find(needle)) {
         let start = at + pos;
         let end = start + needle.len();
-        if start > at {
-            spans.push(Span::raw(text[at..start].to_string()));
+        // Same byte length need not mean the same character boundaries: never slice
+        // through a character.
+        let (Some(before), Some(hit)) = (text.get(at..start), text.get(start..end)) else {
+            return Line::from(text.to_string());
+        };
+        if !before.is_empty() {
+            spans.push(Span::raw(before.to_string()));
         }
-        spans.push(Span::styled(text[start..end].to_string(), style));
+        spans.push(Span::styled(hit.to_string(), style));
         at = end;
     }
-    if at < text.len() {
-        spans.push(Span::raw(text[at..].to_string()));
+    if let Some(rest) = text.get(at..).filter(|r| !r.is_empty()) {
+        spans.push(Span::raw(rest.to_string()));
     }
     Line::from(spans)
 }
@@ -679,4 +684,32 @@ fn draw_help(frame: &mut Frame, area: Rect, state: &State) {
         .border_style(paint(state, Style::default().fg(Color::Cyan)));
     frame.render_widget(Clear, rect);
     frame.render_widget(Paragraph::new(lines).block(block), rect);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highlight_marks_every_match_case_insensitively() {
+        let style = Style::default().add_modifier(Modifier::BOLD);
+        let line = highlight("GET /a get /b", Some("get"), style);
+        let marked: Vec<&str> = line
+            .spans
+            .iter()
+            .filter(|s| s.style == style)
+            .map(|s| s.content.as_ref())
+            .collect();
+        assert_eq!(marked, vec!["GET", "get"]);
+        // Non-ASCII text never panics, whatever lower-casing does to it.
+        let _ = highlight("İstanbul İ ß", Some("i"), style);
+        let _ = highlight("ÅÄÖ åäö", Some("ä"), style);
+    }
+
+    #[test]
+    fn widths_fit_whole_columns_then_cut_the_last() {
+        assert_eq!(fit_widths(&[10, 10, 10], 40), vec![10, 10, 10]);
+        assert_eq!(fit_widths(&[10, 10, 30], 30), vec![10, 10, 8]);
+        assert_eq!(fit_widths(&[10, 10, 30], 23), vec![10, 10]);
+    }
 }
