@@ -503,7 +503,22 @@ pub fn run_command(state: &mut State, line: &str) -> Vec<Effect> {
     }
     state.flash = None;
     state.switch_to(source);
-    vec![Effect::Watch(source)]
+    watches_for(source)
+}
+
+/// The watches a view needs: its own, and what its describe shows beside the object
+/// (a Deployment's ReplicaSets, a Service's Endpoints).
+pub fn watches_for(source: Source) -> Vec<Effect> {
+    let mut out = vec![Effect::Watch(source)];
+    let related = if source.is("apps", "Deployment") {
+        Source::resolve("replicasets")
+    } else if source.is("", "Service") {
+        Source::resolve("endpoints")
+    } else {
+        None
+    };
+    out.extend(related.map(Effect::Watch));
+    out
 }
 
 fn open_text(state: &mut State, title: String, lines: Vec<String>, secret: Option<Value>) {
@@ -531,9 +546,15 @@ fn open_describe(state: &mut State) {
                 .flatten()
                 .and_then(|rs| state.cache(&Source::Kind(rs)))
                 .map(|c| c.objects.values().cloned().collect());
+            let endpoints = (rt.kind == "Service")
+                .then(|| Source::resolve("endpoints"))
+                .flatten()
+                .and_then(|ep| state.cache(&ep))
+                .and_then(|c| c.objects.get(&crate::tui::state::object_key(&obj)))
+                .cloned();
             let related = Related {
                 replica_sets: rs.as_deref(),
-                endpoints: None,
+                endpoints: endpoints.as_ref(),
             };
             describe_with(rt, &obj, &related, &events, state.now)
         }
@@ -733,7 +754,8 @@ mod tests {
         assert!(effects.is_empty());
         let effects = handle_key(&mut s, key(KeyCode::Enter), 10);
         assert_eq!(s.source.title(), "Deployments");
-        assert_eq!(effects, vec![Effect::Watch(s.source)]);
+        let rs = Source::resolve("rs").expect("rs");
+        assert_eq!(effects, vec![Effect::Watch(s.source), Effect::Watch(rs)]);
         assert_eq!(s.table.rows.len(), 1);
     }
 

@@ -210,7 +210,11 @@ async fn event_loop(
             app.watch(source);
         }
     }
-    app.watch(state.source);
+    for effect in actions::watches_for(state.source) {
+        if let Effect::Watch(source) = effect {
+            app.watch(source);
+        }
+    }
     let mut background = vec![
         tokio::spawn(watch::server_version(client.clone(), tx.clone())),
         tokio::spawn(watch::metrics(client.clone(), tx.clone())),

@@ -48,6 +48,7 @@ pub fn fixture_state() -> State {
         ("pvc", "PersistentVolumeClaim"),
         ("pv", "PersistentVolume"),
         ("nodes", "Node"),
+        ("ep", "Endpoints"),
     ];
     for (view, kind) in kinds {
         s.replace_all(&source(view), vec![fixture(kind)]);
@@ -189,6 +190,14 @@ fn dialogs() {
     );
     snap("dialog_describe", &with_key(view("pods"), Action::Describe));
     snap("dialog_yaml", &with_key(view("deploy"), Action::Yaml));
+    snap(
+        "dialog_describe_service",
+        &with_key(view("svc"), Action::Describe),
+    );
+    snap(
+        "dialog_describe_deployment",
+        &with_key(view("deploy"), Action::Describe),
+    );
     snap(
         "dialog_yaml_secret",
         &with_key(view("secrets"), Action::Yaml),
