@@ -267,7 +267,9 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &State) {
         let [h, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
         frame.render_widget(Paragraph::new(header_line(state, inner.width)), h);
         frame.render_widget(
-            Paragraph::new(msg).style(paint(state, Style::default().fg(Color::DarkGray))),
+            Paragraph::new(msg)
+                .style(paint(state, Style::default().fg(Color::DarkGray)))
+                .wrap(Wrap { trim: true }),
             rest,
         );
         return;
