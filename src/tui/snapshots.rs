@@ -173,6 +173,14 @@ fn empty_and_loading_views() {
     s.replace_all(&source("po"), Vec::new());
     s.refresh_table();
     snap("empty", &s);
+    let mut s = State::new(now(), false);
+    s.source_failed(
+        &source("po"),
+        "cannot reach the berth daemon at /run/berth/berth.sock: is the daemon running? start it with: systemctl start berth (or berth daemon)".into(),
+        true,
+    );
+    s.refresh_table();
+    snap("disconnected_at_start", &s);
 }
 
 fn with_key(mut s: State, action: Action) -> State {
