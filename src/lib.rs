@@ -32,6 +32,8 @@
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
 //! - [`client`]: the typed API client over the socket. Depends on `api`.
 //! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
+//! - [`tui`]: the terminal UI (`berth` on a terminal, `berth tui`): state fed by watches,
+//!   actions, views. Sees only `client` and `api`.
 
 pub mod api;
 pub mod cli;
@@ -45,3 +47,4 @@ pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod tui;

@@ -3,14 +3,23 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use berth::cli::{Cli, Command};
 use berth::daemon::{self, Config};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let command = match cli.command {
+        Some(c) => c,
+        // `berth` alone: the TUI on a terminal; scripts and pipes get the help, as before.
+        None if berth::tui::on_terminal() => Command::Tui,
+        None => {
+            eprint!("{}", Cli::command().render_help());
+            return ExitCode::from(2);
+        }
+    };
+    match command {
         // Before any runtime or thread: the shim calls libcontainer, which forks.
         Command::Shim(args) => berth::runtime::shim::main(args.args),
         Command::Daemon(args) => run_daemon(cli.socket, args),

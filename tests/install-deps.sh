@@ -10,6 +10,8 @@ packages=(
   busybox-static    # /bin/busybox for the test image (tests/images/build-busybox.sh)
   rpm               # rpm -qp to inspect the built .rpm (tests/package.sh)
   systemd           # systemd-analyze verify of the installed unit
+  tmux              # drives the real TUI in tests/tui.rs
+  util-linux        # setpriv: the TUI as another user (tests/tui.rs)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -19,13 +19,16 @@ use crate::client::{Client, ClientError};
 
 /// berth: Kubernetes workloads on one homelab server.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about, long_about = None, arg_required_else_help = true)]
+///
+/// With no command on a terminal, berth opens its terminal UI; without a terminal it prints
+/// this help.
+#[command(name = "berth", version, about, long_about = None)]
 pub struct Cli {
     /// The daemon's API socket (default: $BERTH_SOCKET, else /run/berth/berth.sock).
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +71,8 @@ pub enum Command {
     Uncordon(node::NodeArgs),
     /// Cordon a node and evict its pods, honouring their grace periods.
     Drain(node::DrainArgs),
+    /// Open the terminal UI (what `berth` alone does on a terminal).
+    Tui,
     /// Internal: the per-container supervisor and its helpers, spawned by the daemon.
     #[command(hide = true, disable_help_flag = true)]
     Shim(ShimArgs),
@@ -335,6 +340,12 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         Command::Cordon(a) => node::set_unschedulable(&client, &a.node, true).await,
         Command::Uncordon(a) => node::set_unschedulable(&client, &a.node, false).await,
         Command::Drain(a) => node::drain(&client, a).await,
+        Command::Tui => crate::tui::run(
+            client.clone(),
+            std::sync::Arc::new(crate::tui::logs::ApiLogs(client.clone())),
+        )
+        .await
+        .map_err(|e| CliError::Failed(e.to_string())),
         Command::Daemon(_) => Err(CliError::Usage(
             "berth daemon is not a client command".into(),
         )),

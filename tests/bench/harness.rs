@@ -1,10 +1,12 @@
-//! berth's benchmark harness. `cargo bench --bench harness` measures, against a real daemon
-//! on a temporary state dir, and rewrites its section of BENCHMARKS.md:
+//! berth's benchmark harness. `cargo bench --bench harness [-- SECTION…]` measures, against
+//! a real daemon on a temporary state dir, and rewrites its sections of BENCHMARKS.md:
 //!
 //! - creates per second over the socket (one client, and 8 concurrent clients)
 //! - listing 1,000 pods (JSON and kubectl's Table form)
 //! - watch event delay (a create until a watcher has it)
 //! - daemon RSS idle with 1,000 objects
+//! - the TUI with 1,000 pods: recomputing the table, drawing a frame, key to frame drawn
+//!   (section `tui`; drawn into ratatui's TestBackend, so terminal I/O is not included)
 //!
 //! Medians with the spread (min–max) of repeated runs; nothing here is asserted.
 //!
@@ -100,6 +102,9 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let wanted = |s: &str| named.is_empty() || named.iter().any(|n| n == s);
+    if wanted("tui") {
+        tui_figures();
+    }
     if wanted("api") {
         api_section();
     }
@@ -263,6 +268,122 @@ fn api_section() {
     );
     println!("{host}{md}");
     update_benchmarks_md("api", &format!("{host}{md}"));
+}
+
+fn bench_pod(i: usize) -> serde_json::Value {
+    let phase = ["Running", "Running", "Running", "Pending", "Succeeded"][i % 5];
+    let namespace = ["default", "apps", "monitoring"][i % 3];
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("web-7d4b9c-{i:05}"), "namespace": namespace,
+            "uid": format!("uid-{i}"), "resourceVersion": format!("{}", 100 + i),
+            "creationTimestamp": "2026-11-23T09:00:00Z", "labels": {"app": "web", "pod-template-hash": "7d4b9c"}},
+        "spec": {"nodeName": "node1", "containers": [{"name": "web", "image": "berth.local/busybox:latest",
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
+        "status": {"phase": phase, "podIP": format!("10.88.{}.{}", i / 250, i % 250),
+            "containerStatuses": [{"name": "web", "ready": phase == "Running", "restartCount": i % 4,
+                "image": "berth.local/busybox:latest", "imageID": "",
+                "state": {"running": {"startedAt": "2026-11-23T09:00:01Z"}}}]}})
+}
+
+/// Frame cost of the TUI with 1,000 pods, at 80×24 and 160×48.
+fn tui_figures() {
+    use berth::tui::actions::handle_key;
+    use berth::tui::state::{Source, State};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    let now: jiff::Timestamp = "2026-11-23T10:00:00Z".parse().expect("time");
+    let mut state = State::new(now, true);
+    let pods = Source::resolve("pods").expect("pods");
+    state.replace_all(&pods, (0..1000).map(bench_pod).collect());
+    let mut figures = Vec::new();
+    for (what, dirty) in [
+        (
+            "render all 1,000 rows (after a watch event or the 1 s tick)",
+            true,
+        ),
+        (
+            "rearrange the rows (a namespace, filter or sort key)",
+            false,
+        ),
+    ] {
+        let mut refresh = Vec::new();
+        for _ in 0..50 {
+            state.dirty = dirty;
+            let t = Instant::now();
+            state.refresh_table();
+            refresh.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        assert_eq!(state.table.rows.len(), 1000);
+        let (m, lo, hi) = stats(refresh);
+        figures.push(Figure {
+            what: format!("TUI: {what}"),
+            median: format!("{m:.2} ms"),
+            spread: format!("{lo:.2}–{hi:.2}"),
+            budget: "—".into(),
+        });
+    }
+    for (w, h) in [(80u16, 24u16), (160, 48)] {
+        let mut term = Terminal::new(TestBackend::new(w, h)).expect("backend");
+        let mut draw = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            term.draw(|f| berth::tui::views::draw(f, &state))
+                .expect("draw");
+            draw.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let (m, lo, hi) = stats(draw);
+        figures.push(Figure {
+            what: format!("TUI: draw one frame, 1,000 pods, {w}×{h}"),
+            median: format!("{m:.2} ms"),
+            spread: format!("{lo:.2}–{hi:.2}"),
+            budget: "≤ 5 ms".into(),
+        });
+        let height = berth::tui::views::body_height(ratatui::layout::Rect::new(0, 0, w, h));
+        let mut keys = Vec::new();
+        for i in 0..200 {
+            // Down, and every tenth key a filter keystroke, which recomputes the table.
+            let key = if i % 10 == 0 {
+                KeyEvent::new(KeyCode::Char('/'), KeyModifiers::NONE)
+            } else if i % 10 == 1 {
+                KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)
+            } else {
+                KeyEvent::new(KeyCode::Char('j'), KeyModifiers::NONE)
+            };
+            let t = Instant::now();
+            let _ = handle_key(&mut state, key, height);
+            term.draw(|f| berth::tui::views::draw(f, &state))
+                .expect("draw");
+            keys.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let (m, lo, hi) = stats(keys);
+        figures.push(Figure {
+            what: format!("TUI: key handled → frame drawn, 1,000 pods, {w}×{h}"),
+            median: format!("{m:.2} ms"),
+            spread: format!("{lo:.2}–{hi:.2}"),
+            budget: "well under 16 ms".into(),
+        });
+    }
+    let mut md = String::new();
+    md.push_str(
+        "| what | median | spread (min–max) | budget (DESIGN.md §6) |\n|---|---|---|---|\n",
+    );
+    for f in &figures {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            f.what, f.median, f.spread, f.budget
+        ));
+    }
+    let host = format!(
+        "Measured {} on {} cores, release build (`cargo bench --bench harness`); frames drawn into ratatui's TestBackend (no terminal I/O).\n\n",
+        berth::api::meta::now_rfc3339(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+    );
+    println!("{host}{md}");
+    update_benchmarks_md("tui", &format!("{host}{md}"));
 }
 
 /// Replaces the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` in BENCHMARKS.md.

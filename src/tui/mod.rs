@@ -1,0 +1,648 @@
+//! The terminal UI: `berth` on a terminal, or `berth tui`.
+//!
+//! Laid out as gitui and yazi are: [`state`] holds what is known (object caches fed by
+//! watches), [`actions`] turns keys into state changes and [`actions::Effect`]s, [`views`]
+//! draws from a borrowed state. The event loop here owns the state; network work runs in
+//! tasks that report back over a channel, so drawing and keys never wait on the daemon.
+//! Watches follow the client-go reflector: list, watch from the list's resourceVersion,
+//! list again on 410 Gone or any failure, with backoff; while the daemon is away a
+//! "disconnected, retrying" line shows and the caches keep their last contents.
+//!
+//! The terminal is restored on every exit path, and on panic (the hook runs before the
+//! default one prints). `NO_COLOR` (any value) turns colours off.
+
+pub mod actions;
+pub mod filter;
+pub mod logs;
+pub mod state;
+pub mod views;
+mod watch;
+
+#[cfg(test)]
+mod snapshots;
+
+use std::io::{IsTerminal, Stdout};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossterm::event::{Event, KeyEventKind};
+use k8s_openapi::jiff::Timestamp;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use self::actions::Effect;
+use self::logs::LogSource;
+use self::state::{Dialog, Flash, Mode, Source, State, Target};
+use self::watch::Update;
+use crate::api::ApiError;
+use crate::client::{Client, ClientError};
+
+/// Errors that end the TUI.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error(
+        "the terminal UI needs a terminal on standard input and output; see berth --help for the commands"
+    )]
+    NotATerminal,
+    #[error("cannot use the terminal: {0}")]
+    Terminal(#[source] std::io::Error),
+}
+
+/// Whether the TUI can run here: standard input and output are terminals.
+pub fn on_terminal() -> bool {
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// Whether colours are wanted (<https://no-color.org>: any non-empty `NO_COLOR` turns them off).
+pub fn colors_wanted() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Runs the TUI until the user quits. `logs` feeds the log viewer.
+pub async fn run(client: Client, logs: Arc<dyn LogSource>) -> Result<(), TuiError> {
+    if !on_terminal() {
+        return Err(TuiError::NotATerminal);
+    }
+    let mut terminal = TerminalGuard::enter()?;
+    let input = InputThread::start();
+    let result = event_loop(&mut terminal, &input, client, logs).await;
+    input.stop();
+    drop(terminal);
+    result
+}
+
+/// Puts the terminal in raw mode on the alternate screen, and back when dropped.
+struct TerminalGuard {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+fn restore_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+fn suspend_terminal() {
+    restore_terminal();
+}
+
+fn resume_terminal() -> std::io::Result<()> {
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::EnterAlternateScreen,
+        crossterm::cursor::Hide
+    )
+}
+
+impl TerminalGuard {
+    fn enter() -> Result<TerminalGuard, TuiError> {
+        // Restore before the panic message is printed, or it lands in raw mode on the
+        // alternate screen and vanishes.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
+        resume_terminal().map_err(TuiError::Terminal)?;
+        let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(|e| {
+            restore_terminal();
+            TuiError::Terminal(e)
+        })?;
+        Ok(TerminalGuard { terminal })
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Reads terminal events on a thread of its own (crossterm's read blocks), so the async
+/// loop only ever awaits a channel. Paused while an editor owns the terminal.
+struct InputThread {
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Event>>,
+    paused: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl InputThread {
+    fn start() -> InputThread {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let paused = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (paused.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if p.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                match crossterm::event::poll(Duration::from_millis(100)) {
+                    // Paused while polling: leave the key to the editor.
+                    Ok(true) if p.load(Ordering::Relaxed) => {}
+                    Ok(true) => match crossterm::event::read() {
+                        Ok(ev) => {
+                            if tx.send(ev).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    Ok(false) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        InputThread {
+            rx: tokio::sync::Mutex::new(rx),
+            paused,
+            stop,
+        }
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long a flash message shows.
+const FLASH_FOR: Duration = Duration::from_secs(5);
+
+/// Sources whose caches feed the header, the namespace keys and the warning markers:
+/// watched from the start, whatever the view.
+const ALWAYS_WATCHED: [&str; 4] = ["pods", "nodes", "events", "namespaces"];
+
+struct App {
+    client: Client,
+    logs: Arc<dyn LogSource>,
+    tx: mpsc::UnboundedSender<Update>,
+    watched: std::collections::HashSet<String>,
+    log_task: Option<tokio::task::JoinHandle<()>>,
+    log_generation: u64,
+}
+
+async fn event_loop(
+    guard: &mut TerminalGuard,
+    input: &InputThread,
+    client: Client,
+    logs: Arc<dyn LogSource>,
+) -> Result<(), TuiError> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut state = State::new(Timestamp::now(), colors_wanted());
+    let mut app = App {
+        client: client.clone(),
+        logs,
+        tx: tx.clone(),
+        watched: Default::default(),
+        log_task: None,
+        log_generation: 0,
+    };
+    for name in ALWAYS_WATCHED {
+        if let Some(source) = Source::resolve(name) {
+            app.watch(source);
+        }
+    }
+    for effect in actions::watches_for(state.source) {
+        if let Effect::Watch(source) = effect {
+            app.watch(source);
+        }
+    }
+    let mut background = vec![
+        tokio::spawn(watch::server_version(client.clone(), tx.clone())),
+        tokio::spawn(watch::metrics(client.clone(), tx.clone())),
+        tokio::spawn(watch::write_check(client.clone(), tx.clone())),
+    ];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // A flash message stays a few seconds, then the key hints come back.
+    let mut flash_shown: Option<(Flash, std::time::Instant)> = None;
+    let mut keys = input.rx.lock().await;
+    let result = loop {
+        let size = guard.terminal.size().map_err(TuiError::Terminal)?;
+        let height = views::body_height(ratatui::layout::Rect::new(0, 0, size.width, size.height));
+        state.scroll_into_view(height);
+        if let Err(e) = guard.terminal.draw(|f| views::draw(f, &state)) {
+            break Err(TuiError::Terminal(e));
+        }
+        if state.quit {
+            break Ok(());
+        }
+        tokio::select! {
+            ev = keys.recv() => {
+                let Some(ev) = ev else { break Ok(()) };
+                if let Event::Key(key) = ev
+                    && key.kind != KeyEventKind::Release
+                {
+                    let effects = actions::handle_key(&mut state, key, height);
+                    for effect in effects {
+                        app.run(effect, &mut state, guard, input).await;
+                    }
+                    if !matches!(state.mode, Mode::Dialog(Dialog::Logs(_)))
+                        && let Some(t) = app.log_task.take()
+                    {
+                        t.abort();
+                    }
+                }
+            }
+            update = rx.recv() => {
+                let Some(update) = update else { break Ok(()) };
+                app.apply(update, &mut state);
+                // Coalesce a burst (a relist of 1,000 pods) into one redraw.
+                while let Ok(u) = rx.try_recv() {
+                    app.apply(u, &mut state);
+                }
+                state.refresh_table();
+            }
+            _ = tick.tick() => {
+                state.set_now(Timestamp::now());
+                match (&state.flash, &flash_shown) {
+                    (Some(f), Some((seen, at))) if f == seen => {
+                        if at.elapsed() >= FLASH_FOR {
+                            state.flash = None;
+                        }
+                    }
+                    (Some(f), _) => flash_shown = Some((f.clone(), std::time::Instant::now())),
+                    (None, _) => flash_shown = None,
+                }
+                state.refresh_table();
+            }
+        }
+    };
+    for task in background.drain(..) {
+        task.abort();
+    }
+    app.shutdown();
+    result
+}
+
+impl App {
+    /// Starts feeding a source's cache, once.
+    fn watch(&mut self, source: Source) {
+        if !self.watched.insert(source.key()) {
+            return;
+        }
+        let tx = self.tx.clone();
+        let client = self.client.clone();
+        match source {
+            Source::Kind(rt) => {
+                tokio::spawn(watch::reflect(client, rt, tx));
+            }
+            Source::Images => {
+                tokio::spawn(watch::list_images(client, tx));
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(t) = self.log_task.take() {
+            t.abort();
+        }
+        // Watch tasks end when the channel closes (their next send fails) or with the
+        // runtime when `berth` exits.
+    }
+
+    fn apply(&mut self, update: Update, state: &mut State) {
+        match update {
+            Update::Listed(source, items) => state.replace_all(&source, items),
+            Update::Event(source, ev) => state.apply_event(&source, ev.kind, ev.object),
+            Update::Failed(source, error, connection) => {
+                state.source_failed(&source, error, connection)
+            }
+            Update::Version(v) => state.server_version = Some(v),
+            Update::Usage(u) => state.usage = u,
+            Update::ReadOnly(reason) => state.read_only = Some(reason),
+            Update::Done { what, result } => match result {
+                Ok(()) => {
+                    state.flash = Some(Flash {
+                        text: what,
+                        error: false,
+                    })
+                }
+                Err(e) => show_error(state, &what, &e),
+            },
+            Update::Log(generation, chunk) => {
+                if generation == self.log_generation
+                    && let Mode::Dialog(Dialog::Logs(viewer)) = &mut state.mode
+                {
+                    viewer.push(chunk);
+                }
+            }
+        }
+    }
+
+    async fn run(
+        &mut self,
+        effect: Effect,
+        state: &mut State,
+        guard: &mut TerminalGuard,
+        input: &InputThread,
+    ) {
+        match effect {
+            Effect::Watch(source) => self.watch(source),
+            Effect::Refresh(source) => {
+                if source == Source::Images {
+                    tokio::spawn(watch::list_images(self.client.clone(), self.tx.clone()));
+                }
+            }
+            Effect::Delete(target) => {
+                let client = self.client.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let result = match target.source {
+                        Source::Kind(rt) => client
+                            .delete(
+                                rt,
+                                target.namespace(),
+                                &target.name,
+                                Some("Background"),
+                                None,
+                            )
+                            .await
+                            .map(|_| ()),
+                        Source::Images => client
+                            .request(
+                                hyper::Method::DELETE,
+                                &format!("{}/{}", watch::IMAGES_PATH, segment(&target.name)),
+                                None,
+                                None,
+                            )
+                            .await
+                            .map(|_| ()),
+                    };
+                    let _ = tx.send(Update::Done {
+                        what: format!("deleted {}", target.display()),
+                        result,
+                    });
+                });
+            }
+            Effect::Scale(target, replicas) => {
+                let Source::Kind(rt) = target.source else {
+                    return;
+                };
+                let client = self.client.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let patch = serde_json::json!({"spec": {"replicas": replicas}});
+                    let result = client
+                        .patch(
+                            rt,
+                            target.namespace(),
+                            &target.name,
+                            crate::api::patch::PatchType::Merge,
+                            &patch,
+                        )
+                        .await
+                        .map(|_| ());
+                    let _ = tx.send(Update::Done {
+                        what: format!("scaled {} to {replicas}", target.display()),
+                        result,
+                    });
+                });
+            }
+            Effect::Restart(target) => {
+                let Source::Kind(rt) = target.source else {
+                    return;
+                };
+                let client = self.client.clone();
+                let tx = self.tx.clone();
+                let at = crate::api::meta::now_rfc3339();
+                tokio::spawn(async move {
+                    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations":
+                        {"kubectl.kubernetes.io/restartedAt": at}}}}});
+                    let result = client
+                        .patch(
+                            rt,
+                            target.namespace(),
+                            &target.name,
+                            crate::api::patch::PatchType::Merge,
+                            &patch,
+                        )
+                        .await
+                        .map(|_| ());
+                    let _ = tx.send(Update::Done {
+                        what: format!("{} restarted", target.display()),
+                        result,
+                    });
+                });
+            }
+            Effect::Edit(target) => {
+                self.edit(target, state, guard, input).await;
+            }
+            Effect::OpenLogs(target) => {
+                if let Some(t) = self.log_task.take() {
+                    t.abort();
+                }
+                self.log_generation += 1;
+                let generation = self.log_generation;
+                let mut rx = self.logs.open(&target, true);
+                let tx = self.tx.clone();
+                self.log_task = Some(tokio::spawn(async move {
+                    while let Some(chunk) = rx.recv().await {
+                        if tx.send(Update::Log(generation, chunk)).is_err() {
+                            break;
+                        }
+                    }
+                }));
+            }
+            Effect::SaveLogs => {
+                if let Mode::Dialog(Dialog::Logs(viewer)) = &mut state.mode {
+                    let dir = std::env::temp_dir().join("berth-logs");
+                    let path = viewer.save_path(&dir, state.now);
+                    let written = std::fs::create_dir_all(&dir)
+                        .and_then(|()| std::fs::write(&path, viewer.contents()));
+                    viewer.message = Some(match written {
+                        Ok(()) => {
+                            format!("saved {} lines to {}", viewer.lines.len(), path.display())
+                        }
+                        Err(e) => format!("cannot save to {}: {e}", path.display()),
+                    });
+                }
+            }
+        }
+    }
+
+    /// `e`: the object as YAML in `$KUBE_EDITOR`/`$EDITOR` (else `vi`), then a replace
+    /// with the result. An unchanged file changes nothing; errors come back in a dialog.
+    async fn edit(
+        &mut self,
+        target: Target,
+        state: &mut State,
+        guard: &mut TerminalGuard,
+        input: &InputThread,
+    ) {
+        let Source::Kind(rt) = target.source else {
+            return;
+        };
+        let what = format!("edit {}", target.display());
+        let obj = match self.client.get(rt, target.namespace(), &target.name).await {
+            Ok(o) => o,
+            Err(e) => return show_error(state, &what, &e),
+        };
+        let original = match serde_yaml::to_string(&obj) {
+            Ok(y) => y,
+            Err(e) => {
+                return show_message(state, &what, &format!("cannot write YAML: {e}"));
+            }
+        };
+        let dir = match EditDir::create() {
+            Ok(d) => d,
+            Err(e) => {
+                return show_message(
+                    state,
+                    &what,
+                    &format!("cannot create a temporary file: {e}"),
+                );
+            }
+        };
+        let path = dir
+            .path()
+            .join(format!("{}-{}.yaml", rt.singular, target.name));
+        if let Err(e) = std::fs::write(&path, &original) {
+            return show_message(
+                state,
+                &what,
+                &format!("cannot write {}: {e}", path.display()),
+            );
+        }
+        let editor = std::env::var("KUBE_EDITOR")
+            .ok()
+            .or_else(|| std::env::var("EDITOR").ok())
+            .filter(|e| !e.trim().is_empty())
+            .unwrap_or_else(|| "vi".to_string());
+        let mut words = editor.split_whitespace();
+        let program = words.next().unwrap_or("vi").to_string();
+        input.paused.store(true, Ordering::Relaxed);
+        suspend_terminal();
+        let args: Vec<String> = words.map(str::to_string).collect();
+        let (prog, file) = (program.clone(), path.clone());
+        // On a blocking thread: the watches keep running while the editor is open.
+        let status = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(prog)
+                .args(args)
+                .arg(file)
+                .status()
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let resumed = resume_terminal();
+        let _ = guard.terminal.clear();
+        input.paused.store(false, Ordering::Relaxed);
+        if let Err(e) = resumed {
+            return show_message(state, &what, &format!("cannot take the terminal back: {e}"));
+        }
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => {
+                return show_message(
+                    state,
+                    &what,
+                    &format!("{program} exited with {s}; nothing changed"),
+                );
+            }
+            Err(e) => {
+                return show_message(
+                    state,
+                    &what,
+                    &format!("cannot run {program}: {e}; set EDITOR to your editor"),
+                );
+            }
+        }
+        let edited = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                return show_message(
+                    state,
+                    &what,
+                    &format!("cannot read {}: {e}", path.display()),
+                );
+            }
+        };
+        if edited == original {
+            state.flash = Some(Flash {
+                text: format!("edit cancelled, no changes made to {}", target.display()),
+                error: false,
+            });
+            return;
+        }
+        let value: Value = match serde_yaml::from_str(&edited) {
+            Ok(v) => v,
+            Err(e) => {
+                return show_message(
+                    state,
+                    &what,
+                    &format!("the edited file is not valid YAML: {e}; nothing changed"),
+                );
+            }
+        };
+        match self
+            .client
+            .replace(rt, target.namespace(), &target.name, &value)
+            .await
+        {
+            Ok(_) => {
+                state.flash = Some(Flash {
+                    text: format!("{} edited", target.display()),
+                    error: false,
+                })
+            }
+            Err(e) => show_error(state, &what, &e),
+        }
+    }
+}
+
+/// Shows a failed write; a 403 also turns the TUI read-only, with the server's reason.
+fn show_error(state: &mut State, what: &str, error: &ClientError) {
+    if let ClientError::Api(ApiError::Forbidden { message }) = error {
+        state.read_only = Some(message.clone());
+        state.mode = Mode::Dialog(Dialog::Error {
+            title: "read-only".into(),
+            message: message.clone(),
+        });
+        return;
+    }
+    show_message(state, what, &error.to_string());
+}
+
+fn show_message(state: &mut State, what: &str, message: &str) {
+    state.mode = Mode::Dialog(Dialog::Error {
+        title: format!("{what} failed"),
+        message: message.to_string(),
+    });
+}
+
+/// An image reference as one path segment.
+fn segment(reference: &str) -> String {
+    form_urlencoded::byte_serialize(reference.as_bytes()).collect()
+}
+
+/// A private directory for the file being edited, removed when dropped.
+struct EditDir(std::path::PathBuf);
+
+impl EditDir {
+    fn create() -> std::io::Result<EditDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("berth-edit-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&path)?;
+        Ok(EditDir(path))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for EditDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,270 @@
+//! Tasks that feed the TUI's state from the daemon, each reporting over a channel:
+//! reflectors (list, then watch from the list's revision; list again on 410 Gone or any
+//! failure, with capped backoff), the image list, the server version, node metrics, and a
+//! dry-run write that tells whether this user may write.
+//!
+//! Every task ends when the TUI's receiver is gone (a send fails).
+
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::logs::LogChunk;
+use super::state::{Source, Usage};
+use crate::api::registry::{self, ResourceType};
+use crate::api::watch::{EventType, WatchEvent};
+use crate::api::{ApiError, meta};
+use crate::client::{Client, ClientError, ListOptions};
+
+/// The node's image API (see `berth image`).
+pub const IMAGES_PATH: &str = "/apis/images.berth.dev/v1/images";
+/// Node usage from the metrics API; it may not be served (404/503): the header says n/a.
+const NODE_METRICS_PATH: &str = "/apis/metrics.k8s.io/v1beta1/nodes";
+
+/// Retry delays: from the first to the cap, doubling.
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// A kind the server does not serve (404) is asked for again this rarely.
+const NOT_SERVED_RETRY: Duration = Duration::from_secs(30);
+const METRICS_PERIOD: Duration = Duration::from_secs(15);
+
+/// What tasks report.
+#[derive(Debug)]
+pub enum Update {
+    Listed(Source, Vec<Value>),
+    Event(Source, WatchEvent),
+    /// A list or watch failed: the message, and whether the daemon was unreachable.
+    Failed(Source, String, bool),
+    Version(String),
+    Usage(Option<Usage>),
+    /// Writes are forbidden for this user: the server's reason.
+    ReadOnly(String),
+    /// A write finished.
+    Done {
+        what: String,
+        result: Result<(), ClientError>,
+    },
+    /// A log chunk of the viewer's stream `generation`.
+    Log(u64, LogChunk),
+}
+
+/// Whether an error means the daemon could not be reached (rather than refused).
+pub fn is_connection(e: &ClientError) -> bool {
+    matches!(e, ClientError::Connect { .. } | ClientError::Http { .. })
+}
+
+fn is_not_served(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Api(ApiError::NotFound(_) | ApiError::NotFoundPath { .. })
+    )
+}
+
+/// Keeps the cache of `rt` (every namespace) in step with the daemon, for ever.
+pub async fn reflect(client: Client, rt: &'static ResourceType, tx: UnboundedSender<Update>) {
+    let source = Source::Kind(rt);
+    let opts = ListOptions::default();
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        let failure = match client.list(rt, None, &opts).await {
+            Ok(list) => {
+                backoff = BACKOFF_FIRST;
+                if tx.send(Update::Listed(source, list.items)).is_err() {
+                    return;
+                }
+                match follow(&client, rt, &opts, list.resource_version, &tx).await {
+                    Followed::Closed => return,
+                    // 410 Gone: our revision was compacted; list again at once.
+                    Followed::Expired => continue,
+                    Followed::Failed(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        let delay = if is_not_served(&failure) {
+            NOT_SERVED_RETRY
+        } else {
+            backoff
+        };
+        let connection = is_connection(&failure);
+        if tx
+            .send(Update::Failed(source, failure.to_string(), connection))
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        backoff = (backoff * 2).min(BACKOFF_CAP);
+    }
+}
+
+enum Followed {
+    /// The TUI is gone.
+    Closed,
+    Expired,
+    Failed(ClientError),
+}
+
+/// Watches from `rv`, reopening the watch when the server ends it cleanly.
+async fn follow(
+    client: &Client,
+    rt: &'static ResourceType,
+    opts: &ListOptions,
+    mut rv: String,
+    tx: &UnboundedSender<Update>,
+) -> Followed {
+    let source = Source::Kind(rt);
+    loop {
+        let mut watch = match client.watch(rt, None, opts, &rv).await {
+            Ok(w) => w,
+            Err(ClientError::Api(ApiError::Gone { .. })) => return Followed::Expired,
+            Err(e) => return Followed::Failed(e),
+        };
+        while let Some(ev) = watch.next().await {
+            match ev {
+                Ok(ev) => {
+                    let next = meta::resource_version(&ev.object);
+                    if !next.is_empty() {
+                        rv = next.to_string();
+                    }
+                    if ev.kind == EventType::Bookmark {
+                        continue;
+                    }
+                    if tx.send(Update::Event(source, ev)).is_err() {
+                        return Followed::Closed;
+                    }
+                }
+                Err(ClientError::Api(ApiError::Gone { .. })) => return Followed::Expired,
+                Err(e) => return Followed::Failed(e),
+            }
+        }
+        if tx.is_closed() {
+            return Followed::Closed;
+        }
+    }
+}
+
+/// Lists the images once (they have no watch; `ctrl-r` lists again).
+pub async fn list_images(client: Client, tx: UnboundedSender<Update>) {
+    let update = match client.request(Method::GET, IMAGES_PATH, None, None).await {
+        Ok(v) => Update::Listed(
+            Source::Images,
+            v.get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        ),
+        Err(e) => {
+            let connection = is_connection(&e);
+            Update::Failed(Source::Images, e.to_string(), connection)
+        }
+    };
+    let _ = tx.send(update);
+}
+
+/// Asks for the server's version until it answers.
+pub async fn server_version(client: Client, tx: UnboundedSender<Update>) {
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        if let Ok(v) = client.version().await
+            && let Some(version) = v.get("gitVersion").and_then(Value::as_str)
+        {
+            let _ = tx.send(Update::Version(version.to_string()));
+            return;
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_CAP);
+    }
+}
+
+/// Sums node usage from the metrics API every [`METRICS_PERIOD`]. Metrics are samples,
+/// not objects: there is nothing to watch, so this is the one thing asked for again.
+pub async fn metrics(client: Client, tx: UnboundedSender<Update>) {
+    loop {
+        let usage = client
+            .request(Method::GET, NODE_METRICS_PATH, None, None)
+            .await
+            .ok()
+            .and_then(|v| node_usage(&v));
+        if tx.send(Update::Usage(usage)).is_err() {
+            return;
+        }
+        tokio::time::sleep(METRICS_PERIOD).await;
+    }
+}
+
+/// The summed `usage` of a `NodeMetricsList`; `None` when it has no items.
+pub fn node_usage(list: &Value) -> Option<Usage> {
+    let items = list.get("items").and_then(Value::as_array)?;
+    if items.is_empty() {
+        return None;
+    }
+    let q = |v: Option<&Value>| {
+        v.map(crate::api::table::quantity_text)
+            .and_then(|s| crate::api::validation::parse_quantity(&s).ok())
+            .map(|q| q.milli())
+            .unwrap_or(0)
+    };
+    let mut u = Usage {
+        cpu_milli: 0,
+        mem: 0,
+    };
+    for item in items {
+        u.cpu_milli += q(item.pointer("/usage/cpu"));
+        u.mem += q(item.pointer("/usage/memory")) / 1000;
+    }
+    Some(u)
+}
+
+/// A dry-run create (nothing is stored): a 403 means this user may only read.
+pub async fn write_check(client: Client, tx: UnboundedSender<Update>) {
+    let Some(rt) = registry::resolve("namespaces") else {
+        return;
+    };
+    let probe = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "berth-tui-write-check"}});
+    let dry = client.with_dry_run(true);
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        match dry.create(rt, None, &probe).await {
+            Err(ClientError::Api(ApiError::Forbidden { message })) => {
+                let _ = tx.send(Update::ReadOnly(message));
+                return;
+            }
+            Err(e) if is_connection(&e) => {}
+            _ => return,
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_CAP);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_usage_sums_items_and_is_none_without_any() {
+        let list = json!({"items": [
+            {"usage": {"cpu": "250m", "memory": "1Gi"}},
+            {"usage": {"cpu": "1", "memory": "512Mi"}}
+        ]});
+        assert_eq!(
+            node_usage(&list),
+            Some(Usage {
+                cpu_milli: 1250,
+                mem: (1 << 30) + (512 << 20)
+            })
+        );
+        assert_eq!(node_usage(&json!({"items": []})), None);
+        assert_eq!(node_usage(&json!({"kind": "Status"})), None);
+    }
+}

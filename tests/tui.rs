@@ -1,0 +1,229 @@
+//! The terminal UI end to end: the real `berth` binary in tmux against a real daemon,
+//! driven by keys and read back with `tmux capture-pane`.
+//!
+//! Each test runs its own tmux server on a socket in the daemon's temporary directory
+//! (`-S`), killed when the test ends.
+
+mod common;
+
+use std::process::Command;
+
+use berth::api::registry::by_kind;
+use common::*;
+use serde_json::json;
+
+/// A tmux server with one session running a command; killed on drop.
+struct Tmux {
+    server: String,
+}
+
+impl Tmux {
+    fn start(d: &TestDaemon, command: &str) -> Tmux {
+        let server = d.dir.path().join("tmux.sock").display().to_string();
+        let status = Command::new("tmux")
+            .args([
+                "-S",
+                &server,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "100",
+                "-y",
+                "30",
+            ])
+            .arg(command)
+            .status()
+            .expect("tmux is needed for the TUI tests (apt-get install tmux)");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { server }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-S", &self.server, "capture-pane", "-p", "-t", "t"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types text literally.
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "t", "-l", text]);
+    }
+
+    /// Sends keys by tmux name (`Enter`, `C-d`, `BSpace`).
+    fn key(&self, key: &str) {
+        self.tmux(&["send-keys", "-t", "t", key]);
+    }
+
+    fn tmux(&self, args: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["-S", &self.server])
+            .args(args)
+            .status()
+            .expect("tmux");
+        assert!(status.success(), "tmux {args:?} failed");
+    }
+
+    /// Waits until the screen shows `text`; panics with the screen when it does not.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the screen never showed {text:?}; it shows:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the screen no longer shows `text`.
+    fn wait_gone(&self, text: &str) -> String {
+        eventually(20, &format!("{text:?} to leave the screen"), || {
+            let s = self.screen();
+            (!s.contains(text)).then_some(s)
+        })
+    }
+
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["-S", &self.server, "has-session", "-t", "t"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-S", &self.server, "kill-server"])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn tui_command(d: &TestDaemon, prefix: &str) -> String {
+    format!(
+        "{prefix}env BERTH_SOCKET={} {}",
+        d.socket().display(),
+        berth_bin()
+    )
+}
+
+#[test]
+fn lists_scales_deletes_and_survives_a_daemon_restart() {
+    let mut d = TestDaemon::start();
+    let client = d.client();
+    let r = runtime();
+    let deploy = by_kind("apps/v1", "Deployment").expect("kind");
+    let pods = by_kind("v1", "Pod").expect("kind");
+    r.block_on(client.create(
+        deploy,
+        Some("default"),
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "berth.local/busybox:latest",
+                        "imagePullPolicy": "Never"}]}}}}),
+    ))
+    .expect("create deployment");
+
+    // `berth` with no arguments on a terminal opens the TUI.
+    let t = Tmux::start(&d, &tui_command(&d, ""));
+    t.wait_for("Pods(all)");
+    t.wait_for(&format!("berth v{}", env!("CARGO_PKG_VERSION")));
+
+    t.type_text(":deploy");
+    t.key("Enter");
+    t.wait_for("Deployments(all)[1]");
+    t.type_text("S");
+    t.wait_for("Replicas of deployment.apps/web");
+    t.key("BSpace");
+    t.type_text("3");
+    t.key("Enter");
+    eventually(20, "the deployment scaled to 3", || {
+        let d = r
+            .block_on(client.get(deploy, Some("default"), "web"))
+            .ok()?;
+        (d["spec"]["replicas"] == 3).then_some(())
+    });
+    t.wait_for("scaled deployment.apps/web to 3");
+
+    // A pod created elsewhere appears through the watch; ctrl-d deletes it after a yes.
+    t.type_text(":po");
+    t.key("Enter");
+    r.block_on(client.create(
+        pods,
+        Some("default"),
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo"},
+            "spec": {"containers": [{"name": "c", "image": "berth.local/busybox:latest",
+                "imagePullPolicy": "Never"}]}}),
+    ))
+    .expect("create pod");
+    t.wait_for("solo");
+    t.type_text("/solo");
+    t.key("Enter");
+    t.wait_for("</solo>");
+    t.key("C-d");
+    t.wait_for("Delete pod/solo?");
+    t.type_text("y");
+    eventually(20, "the pod deleted", || {
+        r.block_on(client.get(pods, Some("default"), "solo"))
+            .is_err()
+            .then_some(())
+    });
+
+    // The daemon goes away: the TUI says so and keeps going; it resumes when it is back.
+    d.stop();
+    t.wait_for("disconnected, retrying");
+    d.spawn();
+    let client = d.client();
+    r.block_on(client.create(
+        pods,
+        Some("default"),
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "after-restart"},
+            "spec": {"containers": [{"name": "c", "image": "berth.local/busybox:latest",
+                "imagePullPolicy": "Never"}]}}),
+    ))
+    .expect("create pod after restart");
+    t.key("Escape");
+    t.wait_for("after-restart");
+    t.wait_gone("disconnected, retrying");
+
+    t.type_text("q");
+    eventually(20, "the TUI to exit", || (!t.alive()).then_some(()));
+}
+
+#[test]
+fn users_outside_the_group_get_a_read_only_tui_that_says_why() {
+    let d = TestDaemon::start_with_config("socketMode: \"0666\"\ngroup: berth-test-nonexistent\n");
+    let t = Tmux::start(
+        &d,
+        &tui_command(&d, "setpriv --reuid=65534 --regid=65534 --clear-groups "),
+    );
+    t.wait_for("Pods(all)");
+    t.wait_for("read-only:");
+    t.type_text(":ns");
+    t.key("Enter");
+    t.wait_for("Namespaces[");
+    t.key("C-d");
+    let screen = t.wait_for("┌ read-only");
+    assert!(screen.contains("forbidden"), "{screen}");
+    assert!(!screen.contains("Delete namespace"), "{screen}");
+}
+
+#[test]
+fn without_a_terminal_berth_prints_help() {
+    let d = TestDaemon::start();
+    let out = d.cli(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Usage: berth"), "{}", stderr(&out));
+}
