@@ -227,3 +227,51 @@ fn without_a_terminal_berth_prints_help() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("Usage: berth"), "{}", stderr(&out));
 }
+
+#[test]
+fn logs_and_a_shell_from_the_pod_view() {
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let pod = d.write(
+        "talker.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata: {name: talker}
+spec:
+  containers:
+  - name: main
+    image: berth.local/busybox:latest
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo hello-from-talker; sleep 3600']
+",
+    );
+    assert!(
+        d.cli(&["apply", "-f", pod.to_str().unwrap()])
+            .status
+            .success()
+    );
+    eventually(60, "the pod to run", || {
+        let o = d.cli(&["get", "pod", "talker", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        (v["status"]["phase"] == "Running").then_some(())
+    });
+    let t = Tmux::start(&d, &tui_command(&d, ""));
+    t.wait_for("Pods(all)");
+    t.wait_for("talker");
+    t.type_text("/talker");
+    t.key("Enter");
+    t.wait_for("</talker>");
+    t.type_text("l");
+    t.wait_for("hello-from-talker");
+    t.key("Escape");
+    t.type_text("s");
+    t.wait_for("#");
+    t.type_text("echo shell-in-$(hostname)");
+    t.key("Enter");
+    t.wait_for("shell-in-talker");
+    t.type_text("exit");
+    t.key("Enter");
+    t.wait_for("Pods(all)");
+    t.type_text("q");
+    eventually(20, "the TUI to exit", || (!t.alive()).then_some(()));
+}

@@ -60,6 +60,8 @@ pub enum Effect {
     OpenLogs(LogTarget),
     /// Write the viewer's buffer to a file.
     SaveLogs,
+    /// `s`: a shell in the pod's first container (the TUI steps aside meanwhile).
+    Shell(LogTarget),
 }
 
 /// Table keys that are the same in every view: (key, description).
@@ -462,10 +464,19 @@ pub fn apply(state: &mut State, action: Action, height: usize) -> Vec<Effect> {
             return vec![Effect::OpenLogs(target)];
         }
         Action::Shell => {
-            state.flash = Some(Flash {
-                text: "shell is not available yet; use berth exec when it lands".into(),
-                error: true,
-            });
+            let Some(obj) = state.selected_object() else {
+                return Vec::new();
+            };
+            return vec![Effect::Shell(LogTarget {
+                namespace: crate::api::meta::namespace(obj).to_string(),
+                pod: crate::api::meta::name(obj).to_string(),
+                container: table::list(obj, "/spec/containers")
+                    .first()
+                    .and_then(|c| c.get("name"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                previous: false,
+            })];
         }
     }
     Vec::new()

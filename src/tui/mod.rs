@@ -435,6 +435,9 @@ impl App {
             Effect::Edit(target) => {
                 self.edit(target, state, guard, input).await;
             }
+            Effect::Shell(target) => {
+                self.shell(target, state, guard, input).await;
+            }
             Effect::OpenLogs(target) => {
                 if let Some(t) = self.log_task.take() {
                     t.abort();
@@ -465,6 +468,63 @@ impl App {
                     });
                 }
             }
+        }
+    }
+
+    /// `s`: `berth exec -it POD -- sh` on the real terminal (a PTY in the container), the
+    /// TUI suspended until the shell exits.
+    async fn shell(
+        &mut self,
+        target: crate::tui::logs::LogTarget,
+        state: &mut State,
+        guard: &mut TerminalGuard,
+        input: &InputThread,
+    ) {
+        let what = format!("shell in {}/{}", target.namespace, target.pod);
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                return show_message(state, &what, &format!("cannot find the berth binary: {e}"));
+            }
+        };
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("--socket").arg(self.client.socket()).args([
+            "exec",
+            "-i",
+            "-t",
+            "-n",
+            &target.namespace,
+            &target.pod,
+        ]);
+        if let Some(c) = &target.container {
+            cmd.args(["-c", c]);
+        }
+        cmd.args([
+            "--",
+            "sh",
+            "-c",
+            "command -v bash >/dev/null && exec bash || exec sh",
+        ]);
+        input.paused.store(true, Ordering::Relaxed);
+        suspend_terminal();
+        let status = tokio::task::spawn_blocking(move || cmd.status())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let resumed = resume_terminal();
+        let _ = guard.terminal.clear();
+        input.paused.store(false, Ordering::Relaxed);
+        if let Err(e) = resumed {
+            return show_message(state, &what, &format!("cannot take the terminal back: {e}"));
+        }
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => {
+                state.flash = Some(Flash {
+                    text: format!("{what} ended: {s}"),
+                    error: true,
+                });
+            }
+            Err(e) => show_message(state, &what, &format!("cannot run berth exec: {e}")),
         }
     }
 
