@@ -1,6 +1,7 @@
 //! Controllers: reconcilers that run inside the daemon and change objects only through the
 //! store's write gate, like any API client.
 
+mod deployment;
 mod gc;
 mod namespace;
 mod replicaset;
@@ -24,6 +25,8 @@ pub fn start(
     let scheduler = Arc::new(crate::scheduler::Scheduler::default());
     let rs_events = crate::events::Recorder::new(store.clone(), "replicaset-controller", node);
     let replicasets = move |s: &Store| replicaset::reconcile_all(s, &rs_events);
+    let d_events = crate::events::Recorder::new(store.clone(), "deployment-controller", node);
+    let deployments = move |s: &Store| deployment::reconcile_all(s, &d_events);
     let schedule = move |s: &Store| scheduler.schedule_all(s, &events);
     vec![
         tokio::spawn(run_loop(
@@ -43,6 +46,12 @@ pub fn start(
             shutdown.clone(),
             replicaset::relevant,
             replicasets,
+        )),
+        tokio::spawn(run_loop(
+            store.clone(),
+            shutdown.clone(),
+            deployment::relevant,
+            deployments,
         )),
         tokio::spawn(run_loop(
             store,

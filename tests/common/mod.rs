@@ -179,6 +179,31 @@ impl TestDaemon {
         if !has_pods() && !has_containers() {
             return;
         }
+        // Controllers first, or they replace the pods deleted below.
+        for kind in [
+            "deployments",
+            "replicasets",
+            "statefulsets",
+            "jobs",
+            "cronjobs",
+        ] {
+            let o = self.cli(&["get", kind, "-A", "-o", "json"]);
+            let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            for obj in list["items"].as_array().into_iter().flatten() {
+                let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+                let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+                self.cli(&[
+                    "delete",
+                    kind,
+                    name,
+                    "-n",
+                    ns,
+                    "--cascade",
+                    "orphan",
+                    "--ignore-not-found",
+                ]);
+            }
+        }
         let o = self.cli(&["get", "pods", "-A", "-o", "json"]);
         let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
         for p in list["items"].as_array().into_iter().flatten() {
