@@ -9,7 +9,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,26 +21,6 @@ use hyper::Method;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
-        fs::create_dir_all(root.join(d)).expect("rootfs dir");
-    }
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("chmod");
-    fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy /bin/busybox");
-    let list = Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() && !applet.contains('/') {
-            let _ = symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
-    root
-}
 
 /// A daemon plus a running container, published as container `main` of pod `web` (bound
 /// to another node, so no kubelet touches it).
@@ -71,7 +50,7 @@ impl Setup {
             },
         )
         .expect("runtime");
-        let rootfs = busybox_rootfs(d);
+        let rootfs = common::busybox_rootfs(d);
         let pod_uid = uuid::Uuid::new_v4().to_string();
         runtime
             .create_pod_cgroup(&pod_uid, &Resources::default())

@@ -563,29 +563,6 @@ fn top_node_reports_the_host() {
     assert_eq!(names, ["nodes", "pods"]);
 }
 
-/// A rootfs with Debian's static busybox and its applets in /bin.
-fn busybox_rootfs(dir: &std::path::Path) -> PathBuf {
-    use std::os::unix::fs::{PermissionsExt, symlink};
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
-        std::fs::create_dir_all(root.join(d)).expect("rootfs dir");
-    }
-    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
-        .expect("chmod tmp");
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("copy /bin/busybox (install busybox-static)");
-    let list = Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() && !applet.contains('/') {
-            let _ = symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    root
-}
-
 /// A container started with the runtime directly, in the daemon's own state, log and
 /// cgroup directories, for a pod bound to another node (so no kubelet runs it) whose status
 /// names the container: the API serves its log and metrics as a kubelet's. Lets these
@@ -626,7 +603,7 @@ impl Live {
         runtime
             .create_pod_cgroup(&uid, &Resources::default())
             .expect("pod cgroup");
-        let rootfs = busybox_rootfs(&d.dir.path().join(pod));
+        let rootfs = common::busybox_rootfs(&d.dir.path().join(pod));
         let id = format!("{pod}-{}", &uid[..8]);
         let mut c = ContainerConfig::new(
             id.clone(),

@@ -51,13 +51,25 @@ cmp -s /etc/berth/config.yaml assets/config.yaml || fail "the installed config d
 echo "== the installed binary runs a daemon"
 state="$out/state"
 mkdir -p "$state"
-/usr/bin/berth daemon --state-dir "$state/lib" --socket "$state/berth.sock" >"$out/daemon.log" 2>&1 &
+# Its own places for everything, so the host's defaults (/run/berth, /berth cgroups) stay untouched.
+cgroup_parent="berth-test-pkg-$$"
+cat >"$state/config.yaml" <<EOC
+stateDir: $state/lib
+socket: $state/berth.sock
+logDir: $state/logs
+runDir: $state/run
+cgroupParent: /$cgroup_parent
+EOC
+/usr/bin/berth daemon --config "$state/config.yaml" >"$out/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do BERTH_SOCKET="$state/berth.sock" /usr/bin/berth version >/dev/null 2>&1 && break; sleep 0.1; done
 version=$(BERTH_SOCKET="$state/berth.sock" /usr/bin/berth version) || { cat "$out/daemon.log"; fail "berth version failed"; }
 grep -q "Client Version: v" <<<"$version" || fail "no client version: $version"
 grep -q "Server Version: v" <<<"$version" || fail "no server version: $version"
 kill "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=
+for d in /sys/fs/cgroup/*/"$cgroup_parent" /sys/fs/cgroup/unified/"$cgroup_parent"; do
+  if [ -d "$d" ]; then rmdir "$d"; fi
+done
 /usr/bin/berth doctor --no-color || fail "berth doctor reports a failure"
 
 echo "== deb: remove keeps config and state"

@@ -5,9 +5,10 @@
 //! (`/berth-test-<random>`) and busybox rootfs, and ends with [`Fixture::finish`], which
 //! removes everything and checks that no mount, cgroup or shim process is left.
 
+mod common;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,33 +31,6 @@ fn berth_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth")))
 }
 
-fn random_suffix() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
-/// A rootfs with Debian's static busybox and its applets in /bin.
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
-        fs::create_dir_all(root.join(d)).expect("rootfs dir");
-    }
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("chmod tmp");
-    fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("copy /bin/busybox (install busybox-static)");
-    let list = Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() && !applet.contains('/') {
-            let _ = symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
-    fs::write(root.join("etc/group"), "root:x:0:\n").expect("group");
-    root
-}
-
 struct Fixture {
     dir: tempfile::TempDir,
     runtime: std::sync::Arc<Runtime>,
@@ -73,9 +47,9 @@ impl Fixture {
             .prefix(TMP_PREFIX)
             .tempdir()
             .expect("tempdir");
-        let parent = format!("/berth-test-{}", random_suffix());
+        let parent = format!("/berth-test-{}", common::random_suffix());
         let runtime = runtime_at(dir.path(), &parent);
-        let rootfs = busybox_rootfs(dir.path());
+        let rootfs = common::busybox_rootfs(dir.path());
         let pod_uid = uuid::Uuid::new_v4().to_string();
         runtime
             .create_pod_cgroup(&pod_uid, &Resources::default())
@@ -92,7 +66,7 @@ impl Fixture {
     }
 
     fn config(&self, name: &str, script: &str) -> ContainerConfig {
-        let id = format!("{name}-{}", random_suffix());
+        let id = format!("{name}-{}", common::random_suffix());
         let mut c = ContainerConfig::new(
             id.clone(),
             &self.rootfs,
@@ -697,7 +671,7 @@ fn helper_start_and_hang() {
 #[test]
 fn the_shim_outlives_its_caller() {
     let fx = Fixture::new();
-    let id = format!("survivor-{}", random_suffix());
+    let id = format!("survivor-{}", common::random_suffix());
     let mut helper = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",

@@ -5,11 +5,11 @@
 //! long-lived container (`sleep`) and ends with [`Fixture::finish`], which removes
 //! everything and checks that no mount, cgroup or process is left.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth::runtime::spec::{DEFAULT_CAPABILITIES, capability_bit};
@@ -20,33 +20,6 @@ use berth::runtime::{
 use nix::sys::signal::Signal;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn random_suffix() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
-/// A rootfs with Debian's static busybox and its applets in /bin.
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
-        fs::create_dir_all(root.join(d)).expect("rootfs dir");
-    }
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("chmod tmp");
-    fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("copy /bin/busybox (install busybox-static)");
-    let list = Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() && !applet.contains('/') {
-            let _ = symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
-    fs::write(root.join("etc/group"), "root:x:0:\n").expect("group");
-    root
-}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -71,7 +44,7 @@ impl Fixture {
             .prefix("berth-test-")
             .tempdir()
             .expect("tempdir");
-        let parent = format!("/berth-test-{}", random_suffix());
+        let parent = format!("/berth-test-{}", common::random_suffix());
         let runtime = Runtime::with_options(
             dir.path().join("state"),
             dir.path().join("run"),
@@ -83,7 +56,7 @@ impl Fixture {
             },
         )
         .expect("runtime");
-        let rootfs = busybox_rootfs(dir.path());
+        let rootfs = common::busybox_rootfs(dir.path());
         let pod_uid = uuid::Uuid::new_v4().to_string();
         runtime
             .create_pod_cgroup(&pod_uid, &Resources::default())
@@ -94,7 +67,7 @@ impl Fixture {
             parent,
             pod_uid,
             sandbox: false,
-            id: format!("main-{}", random_suffix()),
+            id: format!("main-{}", common::random_suffix()),
             finished: false,
         };
         let sandbox = fx

@@ -1686,6 +1686,61 @@ fn or_unset(s: &str) -> &str {
     or(s, "<unset>")
 }
 
+/// Headers of `berth image ls` and the TUI's images view.
+pub const IMAGE_HEADERS: [&str; 5] = ["IMAGE", "TAG", "IMAGE ID", "CREATED", "SIZE"];
+
+/// The cells of one image of `/apis/images.berth.dev/v1/images`.
+pub fn image_row(img: &Value, now: Timestamp, full_id: bool) -> Vec<String> {
+    let familiar = meta::str_at(img, "/spec/familiarName");
+    let (repo, tag) = if let Some((repo, digest)) = familiar.split_once('@') {
+        (repo.to_string(), digest.to_string())
+    } else {
+        match familiar.rfind(':') {
+            Some(i) if !familiar[i..].contains('/') => {
+                (familiar[..i].to_string(), familiar[i + 1..].to_string())
+            }
+            _ => (familiar.to_string(), "<none>".to_string()),
+        }
+    };
+    let id = meta::str_at(img, "/spec/id");
+    let short: String = if full_id {
+        id.to_string()
+    } else {
+        id.strip_prefix("sha256:")
+            .unwrap_or(id)
+            .chars()
+            .take(12)
+            .collect()
+    };
+    let created = meta::parse_time(meta::str_at(img, "/metadata/creationTimestamp"))
+        .map(|t| format!("{} ago", human_duration(now.duration_since(t))))
+        .unwrap_or_default();
+    let size = img
+        .pointer("/spec/size")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    vec![repo, tag, short, created, human_size(size)]
+}
+
+/// Bytes in decimal units with four significant digits, as docker prints them.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    let decimals = match v {
+        v if v >= 100.0 => 1,
+        v if v >= 10.0 => 2,
+        _ => 3,
+    };
+    let text = format!("{v:.decimals$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{}", UNITS[unit])
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -130,53 +130,16 @@ async fn import(client: &Client, file: &str, name: Option<&str>) -> Result<(), C
         println!(
             "Imported {} ({})",
             img["metadata"]["name"].as_str().unwrap_or_default(),
-            short_id(img["spec"]["id"].as_str().unwrap_or_default(), false)
+            img["spec"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect::<String>()
         );
     }
     Ok(())
-}
-
-fn short_id(id: &str, full: bool) -> String {
-    if full {
-        return id.to_string();
-    }
-    id.strip_prefix("sha256:")
-        .unwrap_or(id)
-        .chars()
-        .take(12)
-        .collect()
-}
-
-/// Splits a familiar reference into repository and tag (or digest).
-fn repo_tag(familiar: &str) -> (String, String) {
-    if let Some((repo, digest)) = familiar.split_once('@') {
-        return (repo.to_string(), digest.to_string());
-    }
-    match familiar.rfind(':') {
-        Some(i) if !familiar[i..].contains('/') => {
-            (familiar[..i].to_string(), familiar[i + 1..].to_string())
-        }
-        _ => (familiar.to_string(), "<none>".to_string()),
-    }
-}
-
-/// Bytes as docker prints them: decimal units, four significant digits (`%.4g`).
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < UNITS.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    let decimals = match v {
-        v if v >= 100.0 => 1,
-        v if v >= 10.0 => 2,
-        _ => 3,
-    };
-    let text = format!("{v:.decimals$}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}{}", UNITS[unit])
 }
 
 async fn ls(client: &Client, output: Option<Output>, no_trunc: bool) -> Result<(), CliError> {
@@ -198,27 +161,14 @@ async fn ls(client: &Client, output: Option<Output>, no_trunc: bool) -> Result<(
         _ => {}
     }
     let now = jiff::Timestamp::now();
-    let mut lines = vec![vec![
-        "IMAGE".to_string(),
-        "TAG".into(),
-        "IMAGE ID".into(),
-        "CREATED".into(),
-        "SIZE".into(),
-    ]];
+    let mut lines = vec![
+        crate::api::table::IMAGE_HEADERS
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ];
     for i in &items {
-        let (repo, tag) = repo_tag(i["spec"]["familiarName"].as_str().unwrap_or_default());
-        let created = i["metadata"]["creationTimestamp"]
-            .as_str()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map(|t| crate::api::table::human_duration(now.duration_since(t)) + " ago")
-            .unwrap_or_default();
-        lines.push(vec![
-            repo,
-            tag,
-            short_id(i["spec"]["id"].as_str().unwrap_or_default(), no_trunc),
-            created,
-            human_size(i["spec"]["size"].as_u64().unwrap_or_default()),
-        ]);
+        lines.push(crate::api::table::image_row(i, now, no_trunc));
     }
     if items.is_empty() {
         eprintln!("No images found; import one with: berth image import FILE");
@@ -244,29 +194,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn repo_and_tag_split_like_docker_images() {
+    fn rows_split_repository_and_tag_like_docker_images() {
+        use crate::api::table::{human_size, image_row};
+        let now: jiff::Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+        let img = |familiar: &str| {
+            serde_json::json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"},
+                "spec": {"familiarName": familiar, "id": "sha256:0123456789abcdef0123", "size": 1_234_567}})
+        };
+        let row = image_row(&img("busybox:latest"), now, false);
         assert_eq!(
-            repo_tag("busybox:latest"),
-            ("busybox".into(), "latest".into())
+            row,
+            vec!["busybox", "latest", "0123456789ab", "60m ago", "1.235MB"]
         );
         assert_eq!(
-            repo_tag("localhost:5000/app"),
-            ("localhost:5000/app".into(), "<none>".into())
+            image_row(&img("localhost:5000/app"), now, true)[..3],
+            [
+                "localhost:5000/app",
+                "<none>",
+                "sha256:0123456789abcdef0123"
+            ]
         );
         assert_eq!(
-            repo_tag("localhost:5000/app:1.2"),
-            ("localhost:5000/app".into(), "1.2".into())
+            image_row(&img("localhost:5000/app:1.2"), now, false)[1],
+            "1.2"
         );
         assert_eq!(
-            repo_tag("app@sha256:abc"),
-            ("app".into(), "sha256:abc".into())
+            image_row(&img("app@sha256:abc"), now, false)[1],
+            "sha256:abc"
         );
-    }
-
-    #[test]
-    fn sizes_print_in_decimal_units() {
         assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1_234_567), "1.235MB");
         assert_eq!(human_size(4_300_000), "4.3MB");
         assert_eq!(human_size(12_000), "12kB");
     }

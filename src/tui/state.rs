@@ -497,10 +497,13 @@ impl State {
                 )
             }
             Source::Images => (
-                IMAGE_HEADERS.iter().map(|s| s.to_string()).collect(),
+                crate::api::table::IMAGE_HEADERS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
                 Box::new({
                     let now = self.now;
-                    move |obj: &Value| image_row(obj, now)
+                    move |obj: &Value| crate::api::table::image_row(obj, now, false)
                 }),
             ),
         };
@@ -836,58 +839,6 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
         (Some(x), Some(y)) if x != y => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
         _ => a.cmp(b),
     }
-}
-
-/// Headers of the images view, as `berth image ls` prints them.
-pub const IMAGE_HEADERS: [&str; 5] = ["IMAGE", "TAG", "IMAGE ID", "CREATED", "SIZE"];
-
-/// The cells of one image of `/apis/images.berth.dev/v1/images`.
-pub fn image_row(img: &Value, now: Timestamp) -> Vec<String> {
-    let familiar = meta::str_at(img, "/spec/familiarName");
-    let (repo, tag) = if let Some((repo, digest)) = familiar.split_once('@') {
-        (repo.to_string(), digest.to_string())
-    } else {
-        match familiar.rfind(':') {
-            Some(i) if !familiar[i..].contains('/') => {
-                (familiar[..i].to_string(), familiar[i + 1..].to_string())
-            }
-            _ => (familiar.to_string(), "<none>".to_string()),
-        }
-    };
-    let id = meta::str_at(img, "/spec/id");
-    let short: String = id
-        .strip_prefix("sha256:")
-        .unwrap_or(id)
-        .chars()
-        .take(12)
-        .collect();
-    let created = meta::parse_time(meta::str_at(img, "/metadata/creationTimestamp"))
-        .map(|t| format!("{} ago", table::human_duration(now.duration_since(t))))
-        .unwrap_or_default();
-    let size = img
-        .pointer("/spec/size")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    vec![repo, tag, short, created, human_size(size)]
-}
-
-/// Bytes in decimal units with four significant digits, as docker prints them.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < UNITS.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    let decimals = match v {
-        v if v >= 100.0 => 1,
-        v if v >= 10.0 => 2,
-        _ => 3,
-    };
-    let text = format!("{v:.decimals$}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}{}", UNITS[unit])
 }
 
 #[cfg(test)]
