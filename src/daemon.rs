@@ -60,6 +60,8 @@ pub struct Config {
     /// The first CrashLoopBackOff delay in milliseconds (Kubernetes: 10 s), doubling up to
     /// five minutes.
     pub crash_loop_back_off_base_millis: u64,
+    /// Most processes one pod may run (its pod cgroup's pids limit); -1: no limit.
+    pub pod_pids_limit: i64,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             cgroup_parent: DEFAULT_CGROUP_PARENT.to_string(),
             crash_loop_back_off_base_millis: 10_000,
+            pod_pids_limit: -1,
         }
     }
 }
@@ -388,6 +391,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 config.crash_loop_back_off_base_millis.max(1),
             ),
             shim_binary: None,
+            pod_pids_limit: (config.pod_pids_limit > 0).then_some(config.pod_pids_limit),
         })
     })?;
     let (listener, write_group) = bind_socket(&config)?;

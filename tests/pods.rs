@@ -166,7 +166,7 @@ fn crash_loop_back_off_doubles_from_the_base_delay() {
 
 #[test]
 fn an_oom_kill_is_reported_and_limits_reach_the_cgroup() {
-    let d = daemon("");
+    let d = daemon("podPidsLimit: 64\n");
     let limits = "    resources:\n      limits: {memory: 32Mi, cpu: 500m}\n";
     apply(
         &d,
@@ -209,6 +209,15 @@ fn an_oom_kill_is_reported_and_limits_reach_the_cgroup() {
     );
     assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "50000");
     assert_eq!(cg("cpu", "cpu.shares"), "512");
+    let pod_pids = format!(
+        "/sys/fs/cgroup/pids/{}/pod{uid}/pids.max",
+        d.cgroup_parent()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pod_pids).unwrap().trim(),
+        "64",
+        "{pod_pids}"
+    );
 }
 
 #[test]

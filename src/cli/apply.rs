@@ -153,9 +153,24 @@ async fn apply_one(client: &Client, p: &Planned) -> Result<&'static str, ClientE
             let after = client
                 .patch(p.rt, p.ns.as_deref(), &p.name, PatchType::Merge, &patch)
                 .await?;
-            if client.is_dry_run()
-                || meta::resource_version(&after) != meta::resource_version(&live)
-            {
+            // Controllers write status and their own annotations at any time: what counts
+            // is whether this apply changed what the manifest says.
+            let ours = |o: &Value| {
+                let mut o = o.clone();
+                if let Some(m) = o.as_object_mut() {
+                    m.remove("status");
+                }
+                if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                    for k in ["resourceVersion", "managedFields", "generation"] {
+                        m.remove(k);
+                    }
+                    if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+                        a.retain(|k, _| !k.starts_with("deployment.kubernetes.io/"));
+                    }
+                }
+                o
+            };
+            if client.is_dry_run() || ours(&after) != ours(&live) {
                 Ok("configured")
             } else {
                 Ok("unchanged")

@@ -32,6 +32,8 @@ pub struct KubeletConfig {
     pub crash_loop_base: Duration,
     /// The `berth` binary run as `berth shim` (default: this executable).
     pub shim_binary: Option<PathBuf>,
+    /// Most processes a pod may have (Kubernetes' kubelet `podPidsLimit`); `None`: no limit.
+    pub pod_pids_limit: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -450,7 +450,8 @@ impl Worker {
     async fn ensure_sandbox(&mut self, raw: &Value, pod: &Pod) -> bool {
         let runtime = self.ctx.kubelet.runtime.clone();
         let (uid, hostname) = (self.uid.clone(), self.name.clone());
-        let limits = container::pod_resources(pod);
+        let mut limits = container::pod_resources(pod);
+        limits.pids_limit = self.ctx.kubelet.config.pod_pids_limit;
         let pod_dir = self.ctx.pod_dir(&self.uid);
         let result = blocking(move || -> Result<(), RuntimeError> {
             runtime.create_pod_cgroup(&uid, &limits)?;
