@@ -10,8 +10,8 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use super::CliError;
+use crate::api::meta;
 use crate::api::patch::PatchType;
-use crate::api::{meta, registry};
 use crate::client::{Client, ListOptions};
 
 #[derive(Debug, Args)]
@@ -38,17 +38,17 @@ pub struct DrainArgs {
     pub timeout: u64,
 }
 
-fn node_rt() -> &'static crate::api::ResourceType {
-    registry::by_kind("v1", "Node").expect("Node is registered")
+fn node_rt() -> Result<&'static crate::api::ResourceType, CliError> {
+    super::resolve_kind("nodes")
 }
 
-fn pod_rt() -> &'static crate::api::ResourceType {
-    registry::by_kind("v1", "Pod").expect("Pod is registered")
+fn pod_rt() -> Result<&'static crate::api::ResourceType, CliError> {
+    super::resolve_kind("pods")
 }
 
 /// Sets `spec.unschedulable`; prints kubectl's line.
 pub async fn set_unschedulable(client: &Client, node: &str, on: bool) -> Result<(), CliError> {
-    let current = client.get(node_rt(), None, node).await?;
+    let current = client.get(node_rt()?, None, node).await?;
     let is_on = current
         .pointer("/spec/unschedulable")
         .and_then(Value::as_bool)
@@ -60,7 +60,7 @@ pub async fn set_unschedulable(client: &Client, node: &str, on: bool) -> Result<
     }
     let patch = json!({"spec": {"unschedulable": if on { json!(true) } else { Value::Null }}});
     client
-        .patch(node_rt(), None, node, PatchType::Merge, &patch)
+        .patch(node_rt()?, None, node, PatchType::Merge, &patch)
         .await?;
     println!("node/{node} {verb}");
     Ok(())
@@ -116,7 +116,7 @@ pub async fn drain(client: &Client, args: DrainArgs) -> Result<(), CliError> {
         field_selector: Some(format!("spec.nodeName={}", args.node)),
         ..Default::default()
     };
-    let pods = client.list(pod_rt(), None, &opts).await?.items;
+    let pods = client.list(pod_rt()?, None, &opts).await?.items;
     let (delete, errors) = plan(&pods, args.force, args.ignore_daemonsets);
     if !errors.is_empty() {
         return Err(CliError::Failed(format!(
@@ -144,7 +144,7 @@ pub async fn drain(client: &Client, args: DrainArgs) -> Result<(), CliError> {
         println!("evicting pod {}/{}", meta::namespace(p), meta::name(p));
         let path = format!(
             "{}/{}",
-            pod_rt().collection_path(Some(meta::namespace(p))),
+            pod_rt()?.collection_path(Some(meta::namespace(p))),
             meta::name(p)
         );
         match client
@@ -167,7 +167,7 @@ pub async fn drain(client: &Client, args: DrainArgs) -> Result<(), CliError> {
         let mut still = Vec::new();
         for p in remaining {
             match client
-                .get(pod_rt(), Some(meta::namespace(p)), meta::name(p))
+                .get(pod_rt()?, Some(meta::namespace(p)), meta::name(p))
                 .await
             {
                 Ok(current) if meta::uid(&current) == meta::uid(p) => still.push(p),
