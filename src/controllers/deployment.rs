@@ -104,18 +104,13 @@ fn status_count(rs: &Value, field: &str) -> i64 {
 
 /// One pass over every Deployment; true when something must be looked at again soon.
 pub(super) fn reconcile_all(store: &Store, events: &Recorder) -> bool {
-    let (Some(d_rt), Some(rs_rt)) = (
-        registry::by_kind("apps/v1", "Deployment"),
-        registry::by_kind("apps/v1", "ReplicaSet"),
+    let Some((deploys, sets)) = super::list_two(
+        store,
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "ReplicaSet"),
+        "deployment",
     ) else {
-        return false;
-    };
-    let (deploys, sets) = match (store.list(d_rt, None), store.list(rs_rt, None)) {
-        (Ok((d, _)), Ok((s, _))) => (d, s),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(error = %e, "deployment controller cannot list");
-            return true;
-        }
+        return true;
     };
     let mut again = false;
     for d in &deploys {

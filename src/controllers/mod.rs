@@ -98,3 +98,21 @@ async fn run_loop(
         }
     }
 }
+
+/// Lists two kinds for one pass of a controller; `None` (logged) when either cannot be read.
+fn list_two(
+    store: &Store,
+    (a_group_version, a_kind): (&str, &str),
+    (b_group_version, b_kind): (&str, &str),
+    controller: &str,
+) -> Option<(Vec<serde_json::Value>, Vec<serde_json::Value>)> {
+    let a = crate::api::registry::by_kind(a_group_version, a_kind)?;
+    let b = crate::api::registry::by_kind(b_group_version, b_kind)?;
+    match (store.list(a, None), store.list(b, None)) {
+        (Ok((a, _)), Ok((b, _))) => Some((a, b)),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, controller, "cannot list");
+            None
+        }
+    }
+}

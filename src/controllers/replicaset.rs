@@ -130,18 +130,13 @@ pub fn pod_from_template(rs: &Value) -> Value {
 
 /// One pass over every ReplicaSet; true when something must be looked at again soon.
 pub(super) fn reconcile_all(store: &Store, events: &Recorder) -> bool {
-    let (Some(rs_rt), Some(pod_rt)) = (
-        registry::by_kind("apps/v1", "ReplicaSet"),
-        registry::by_kind("v1", "Pod"),
+    let Some((sets, pods)) = super::list_two(
+        store,
+        ("apps/v1", "ReplicaSet"),
+        ("v1", "Pod"),
+        "replicaset",
     ) else {
-        return false;
-    };
-    let (sets, pods) = match (store.list(rs_rt, None), store.list(pod_rt, None)) {
-        (Ok((s, _)), Ok((p, _))) => (s, p),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(error = %e, "replicaset controller cannot list");
-            return true;
-        }
+        return true;
     };
     let mut by_ns: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for p in &pods {

@@ -92,6 +92,27 @@ fn suspend_terminal() {
     restore_terminal();
 }
 
+/// Hands the terminal to `cmd` (an editor, a shell) until it exits, then takes it back.
+/// The command runs on a blocking thread, so the watches keep running meanwhile.
+async fn run_on_the_terminal(
+    mut cmd: std::process::Command,
+    guard: &mut TerminalGuard,
+    input: &InputThread,
+) -> (
+    std::io::Result<std::process::ExitStatus>,
+    std::io::Result<()>,
+) {
+    input.paused.store(true, Ordering::Relaxed);
+    suspend_terminal();
+    let status = tokio::task::spawn_blocking(move || cmd.status())
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let resumed = resume_terminal();
+    let _ = guard.terminal.clear();
+    input.paused.store(false, Ordering::Relaxed);
+    (status, resumed)
+}
+
 fn resume_terminal() -> std::io::Result<()> {
     crossterm::terminal::enable_raw_mode()?;
     crossterm::execute!(
@@ -383,54 +404,16 @@ impl App {
                 });
             }
             Effect::Scale(target, replicas) => {
-                let Source::Kind(rt) = target.source else {
-                    return;
-                };
-                let client = self.client.clone();
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let patch = serde_json::json!({"spec": {"replicas": replicas}});
-                    let result = client
-                        .patch(
-                            rt,
-                            target.namespace(),
-                            &target.name,
-                            crate::api::patch::PatchType::Merge,
-                            &patch,
-                        )
-                        .await
-                        .map(|_| ());
-                    let _ = tx.send(Update::Done {
-                        what: format!("scaled {} to {replicas}", target.display()),
-                        result,
-                    });
-                });
+                let what = format!("scaled {} to {replicas}", target.display());
+                let patch = serde_json::json!({"spec": {"replicas": replicas}});
+                self.patch_in_background(target, patch, what);
             }
             Effect::Restart(target) => {
-                let Source::Kind(rt) = target.source else {
-                    return;
-                };
-                let client = self.client.clone();
-                let tx = self.tx.clone();
+                let what = format!("{} restarted", target.display());
                 let at = crate::api::meta::now_rfc3339();
-                tokio::spawn(async move {
-                    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations":
-                        {"kubectl.kubernetes.io/restartedAt": at}}}}});
-                    let result = client
-                        .patch(
-                            rt,
-                            target.namespace(),
-                            &target.name,
-                            crate::api::patch::PatchType::Merge,
-                            &patch,
-                        )
-                        .await
-                        .map(|_| ());
-                    let _ = tx.send(Update::Done {
-                        what: format!("{} restarted", target.display()),
-                        result,
-                    });
-                });
+                let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations":
+                    {"kubectl.kubernetes.io/restartedAt": at}}}}});
+                self.patch_in_background(target, patch, what);
             }
             Effect::Edit(target) => {
                 self.edit(target, state, guard, input).await;
@@ -471,6 +454,29 @@ impl App {
         }
     }
 
+    /// A merge patch of the target, sent off the UI loop; its outcome comes back as
+    /// `Update::Done` with `what`.
+    fn patch_in_background(&self, target: Target, patch: Value, what: String) {
+        let Source::Kind(rt) = target.source else {
+            return;
+        };
+        let client = self.client.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = client
+                .patch(
+                    rt,
+                    target.namespace(),
+                    &target.name,
+                    crate::api::patch::PatchType::Merge,
+                    &patch,
+                )
+                .await
+                .map(|_| ());
+            let _ = tx.send(Update::Done { what, result });
+        });
+    }
+
     /// `s`: `berth exec -it POD -- sh` on the real terminal (a PTY in the container), the
     /// TUI suspended until the shell exits.
     async fn shell(
@@ -505,14 +511,7 @@ impl App {
             "-c",
             "command -v bash >/dev/null && exec bash || exec sh",
         ]);
-        input.paused.store(true, Ordering::Relaxed);
-        suspend_terminal();
-        let status = tokio::task::spawn_blocking(move || cmd.status())
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        let resumed = resume_terminal();
-        let _ = guard.terminal.clear();
-        input.paused.store(false, Ordering::Relaxed);
+        let (status, resumed) = run_on_the_terminal(cmd, guard, input).await;
         if let Err(e) = resumed {
             return show_message(state, &what, &format!("cannot take the terminal back: {e}"));
         }
@@ -578,22 +577,9 @@ impl App {
             .unwrap_or_else(|| "vi".to_string());
         let mut words = editor.split_whitespace();
         let program = words.next().unwrap_or("vi").to_string();
-        input.paused.store(true, Ordering::Relaxed);
-        suspend_terminal();
-        let args: Vec<String> = words.map(str::to_string).collect();
-        let (prog, file) = (program.clone(), path.clone());
-        // On a blocking thread: the watches keep running while the editor is open.
-        let status = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(prog)
-                .args(args)
-                .arg(file)
-                .status()
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        let resumed = resume_terminal();
-        let _ = guard.terminal.clear();
-        input.paused.store(false, Ordering::Relaxed);
+        let mut cmd = std::process::Command::new(&program);
+        cmd.args(words).arg(&path);
+        let (status, resumed) = run_on_the_terminal(cmd, guard, input).await;
         if let Err(e) = resumed {
             return show_message(state, &what, &format!("cannot take the terminal back: {e}"));
         }
