@@ -42,7 +42,7 @@ struct Row {
 }
 
 /// Median and p90 (nearest rank) of samples in ms.
-fn median_p90(mut v: Vec<f64>) -> (f64, f64) {
+pub fn median_p90(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let n = v.len();
     if n == 0 {
@@ -65,7 +65,7 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn run(cmd: &mut Command) -> Result<String, String> {
+pub fn run(cmd: &mut Command) -> Result<String, String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -304,61 +304,17 @@ done
 
     /// `podman run -d --network none` with storage in the temporary directory.
     fn podman(&mut self) {
-        if !have("podman") {
-            self.notes.push(
-                "podman skipped: not installed (`apt-get install -y podman`); no conmon figure either."
-                    .into(),
-            );
-            return;
-        }
-        let root = self.dir.path().join("podman");
-        fs::create_dir_all(&root).expect("podman dir");
-        // This host: no systemd, hybrid cgroups (crun refuses: runc, or crun in a wrapper),
-        // root without CAP_SYS_RESOURCE (podman's default rlimits are above the hard limit).
-        let conf = root.join("containers.conf");
-        if !have("runc") {
-            self.notes.push(
-                "podman skipped: it needs runc here (crun refuses hybrid cgroups): `apt-get install -y runc`."
-                    .into(),
-            );
-            return;
-        }
-        let runtime = "runc";
-        // podman asks for nproc/nofile above this host's hard limits unless told otherwise.
-        let nproc = run(Command::new("sh").args(["-c", "ulimit -Hu"]))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "32768".into());
-        fs::write(
-            &conf,
-            format!(
-                "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc={nproc}:{nproc}\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"{runtime}\"\n"
-            ),
-        )
-        .expect("containers.conf");
-        let base: Vec<String> = vec![
-            "--root".into(),
-            root.join("storage").display().to_string(),
-            "--runroot".into(),
-            root.join("run").display().to_string(),
-            "--tmpdir".into(),
-            root.join("tmp").display().to_string(),
-            "--storage-driver".into(),
-            "overlay".into(),
-        ];
-        let podman = |args: &[&str]| {
-            let mut c = Command::new("podman");
-            c.env("CONTAINERS_CONF", &conf).args(&base).args(args);
-            c
+        let pm = match Podman::new(&self.dir.path().join("podman")) {
+            Ok(p) => p,
+            Err(e) => {
+                self.notes.push(e);
+                return;
+            }
         };
-        // podman (cgroupfs) makes /libpod_parent in every hierarchy and keeps it; take it
-        // away afterwards unless it was there before.
-        let libpod_parent_before = libpod_parents();
+        let runtime = pm.runtime;
+        let podman = |args: &[&str]| pm.cmd(args);
         let result = (|| -> Result<(), String> {
-            run(&mut podman(&[
-                "load",
-                "-i",
-                &self.archive.display().to_string(),
-            ]))?;
+            pm.load(&self.archive)?;
             let mut samples = Vec::new();
             for i in 0..RUNS {
                 let name = format!("berth-bench-{i}");
@@ -396,7 +352,7 @@ done
                     "3600",
                 ]))?;
             }
-            let conmons = pids_of("conmon", &root.display().to_string());
+            let conmons = pids_of("conmon", &pm.root.display().to_string());
             match memory_row(&conmons) {
                 Some((pss, detail)) => self.rows.push(Row {
                     what: format!("conmon per container ({} running)", conmons.len()),
@@ -412,20 +368,7 @@ done
         if let Err(e) = result {
             self.notes.push(format!("podman: {e}"));
         }
-        // Clean up after podman: containers, images, its storage's mounts.
-        let _ = run(&mut podman(&["rm", "-a", "-f", "-t", "0"]));
-        let _ = run(&mut podman(&["system", "reset", "-f"]));
-        let _ = run(Command::new("sh").arg("-c").arg(format!(
-            "grep -o ' {}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l",
-            root.display()
-        )));
-        if libpod_parent_before.is_empty() {
-            for dir in libpod_parents() {
-                let _ = run(Command::new("find")
-                    .arg(&dir)
-                    .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"]));
-            }
-        }
+        pm.clean_up();
     }
 
     /// berth's runtime layer, as the kubelet calls it: `Runtime::start` (spawns `berth
@@ -629,7 +572,7 @@ done
 }
 
 /// POSTs the archive to the daemon's image API (what `berth image import` does).
-fn import_image(d: &TestDaemon, archive: &Path) -> Result<(), String> {
+pub fn import_image(d: &TestDaemon, archive: &Path) -> Result<(), String> {
     let body = fs::read(archive).map_err(|e| e.to_string())?;
     let r = crate::common::runtime();
     r.block_on(async {
@@ -732,4 +675,93 @@ fn apply_until_running(
             }
         }
     })
+}
+
+/// podman from Debian's packages in a private root (storage, run and tmp directories under
+/// `root`), set up for this host: no systemd, hybrid cgroups (crun refuses them: runc),
+/// root without CAP_SYS_RESOURCE (podman's default rlimits are above the hard limit).
+pub struct Podman {
+    pub root: PathBuf,
+    conf: PathBuf,
+    base: Vec<String>,
+    pub runtime: &'static str,
+    /// podman (cgroupfs) makes /libpod_parent in every hierarchy and keeps it; it is taken
+    /// away afterwards unless it was there before.
+    libpod_parent_before: bool,
+}
+
+impl Podman {
+    /// Why not, when podman or runc is missing.
+    pub fn new(root: &Path) -> Result<Podman, String> {
+        if !have("podman") {
+            return Err(
+                "podman skipped: not installed (`apt-get install -y podman`); no conmon figure either."
+                    .into(),
+            );
+        }
+        if !have("runc") {
+            return Err(
+                "podman skipped: it needs runc here (crun refuses hybrid cgroups): `apt-get install -y runc`."
+                    .into(),
+            );
+        }
+        fs::create_dir_all(root).map_err(|e| format!("podman dir: {e}"))?;
+        let runtime = "runc";
+        let conf = root.join("containers.conf");
+        // podman asks for nproc/nofile above this host's hard limits unless told otherwise.
+        let nproc = run(Command::new("sh").args(["-c", "ulimit -Hu"]))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "32768".into());
+        fs::write(
+            &conf,
+            format!(
+                "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc={nproc}:{nproc}\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"{runtime}\"\n"
+            ),
+        )
+        .map_err(|e| format!("containers.conf: {e}"))?;
+        let base = ["storage", "run", "tmp"]
+            .iter()
+            .zip(["--root", "--runroot", "--tmpdir"])
+            .flat_map(|(dir, flag)| [flag.to_string(), root.join(dir).display().to_string()])
+            .chain(["--storage-driver".to_string(), "overlay".to_string()])
+            .collect();
+        Ok(Podman {
+            root: root.to_path_buf(),
+            conf,
+            base,
+            runtime,
+            libpod_parent_before: !libpod_parents().is_empty(),
+        })
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", &self.conf)
+            .args(&self.base)
+            .args(args);
+        c
+    }
+
+    /// `podman load -i ARCHIVE`.
+    pub fn load(&self, archive: &Path) -> Result<String, String> {
+        run(&mut self.cmd(&["load", "-i", &archive.display().to_string()]))
+    }
+
+    /// Removes every container and image, unmounts its storage, and removes
+    /// /libpod_parent when podman made it.
+    pub fn clean_up(self) {
+        let _ = run(&mut self.cmd(&["rm", "-a", "-f", "-t", "0"]));
+        let _ = run(&mut self.cmd(&["system", "reset", "-f"]));
+        let _ = run(Command::new("sh").arg("-c").arg(format!(
+            "grep -o ' {}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l",
+            self.root.display()
+        )));
+        if !self.libpod_parent_before {
+            for dir in libpod_parents() {
+                let _ = run(Command::new("find")
+                    .arg(&dir)
+                    .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"]));
+            }
+        }
+    }
 }

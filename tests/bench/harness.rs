@@ -10,6 +10,10 @@
 //!
 //! Medians with the spread (min–max) of repeated runs; nothing here is asserted.
 //!
+//! Section "workloads" (tests/bench/workloads.rs): a 100-replica Deployment from apply to
+//! all Running and Ready, one rolling update of it, RSS with 100 pods, against podman
+//! starting 100 containers. `cargo bench --bench harness -- workloads`.
+//!
 //! Section "containers" (tests/bench/containers.rs): container start against crun and
 //! podman, shim memory against conmon. `cargo bench --bench harness -- containers` runs
 //! only that section (`-- api` only the API one); with no name, both run.
@@ -17,6 +21,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod containers;
+mod workloads;
 
 use std::time::{Duration, Instant};
 
@@ -112,6 +117,11 @@ fn main() {
         let md = containers::run_section();
         println!("{md}");
         update_benchmarks_md("containers", &md);
+    }
+    if wanted("workloads") {
+        let md = workloads::run_section();
+        println!("{md}");
+        update_benchmarks_md("workloads", &md);
     }
 }
 
