@@ -231,3 +231,103 @@ fn a_rolling_update_with_surge_1_and_unavailable_1_stays_within_its_bounds() {
     let o = d.cli(&["logs", &pod]);
     assert_eq!(stdout(&o), "v2\n", "{pod}: {pods}");
 }
+
+/// Kubernetes' three propagation policies on a Deployment → ReplicaSet → Pods chain:
+/// foreground removes the Deployment only after its pods and ReplicaSet are gone,
+/// background removes it at once and its dependents after, orphan leaves the ReplicaSet
+/// and pods running without the owner reference.
+#[test]
+fn deleting_a_deployment_with_each_propagation_policy() {
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let names = ["fg", "bg", "orphan"];
+    for name in names {
+        let y = deployment("sleep 3600", 2, "")
+            .replace("name: web", &format!("name: {name}"))
+            .replace("app: web", &format!("app: {name}"));
+        let f = d.write(&format!("{name}.yaml"), &y);
+        ok(&d.cli(&["apply", "-f", f.to_str().unwrap()]));
+    }
+    let pods_of = |name: &str| -> Vec<Value> {
+        json(
+            &d,
+            &["get", "pods", "-l", &format!("app={name}"), "-o", "json"],
+        )["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let rs_of = |name: &str| -> Vec<Value> {
+        json(
+            &d,
+            &["get", "rs", "-l", &format!("app={name}"), "-o", "json"],
+        )["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let exists = |kind: &str, name: &str| {
+        let o = d.cli(&["get", kind, name, "-o", "name"]);
+        o.status.success()
+    };
+    eventually(90, "two running pods in each deployment", || {
+        names
+            .iter()
+            .all(|n| {
+                let p = pods_of(n);
+                p.len() == 2 && p.iter().all(|p| p["status"]["phase"] == "Running")
+            })
+            .then_some(())
+    });
+
+    // Foreground: while the Deployment exists it carries the foregroundDeletion finalizer;
+    // when it is gone, so are its ReplicaSet and every pod.
+    ok(&d.cli(&[
+        "delete",
+        "deploy",
+        "fg",
+        "--cascade",
+        "foreground",
+        "--wait=false",
+    ]));
+    let v = json(&d, &["get", "deploy", "fg", "-o", "json"]);
+    if !v.is_null() {
+        assert!(!v["metadata"]["deletionTimestamp"].is_null(), "{v}");
+        assert_eq!(v["metadata"]["finalizers"][0], "foregroundDeletion", "{v}");
+    }
+    eventually(90, "the foreground deletion to finish", || {
+        (!exists("deploy", "fg")).then_some(())
+    });
+    assert!(
+        pods_of("fg").is_empty() && rs_of("fg").is_empty(),
+        "the Deployment went before its dependents: pods {:?}, rs {:?}",
+        pods_of("fg"),
+        rs_of("fg")
+    );
+
+    // Background: the Deployment goes at once, its dependents after.
+    ok(&d.cli(&["delete", "deploy", "bg", "--cascade", "background"]));
+    assert!(!exists("deploy", "bg"));
+    eventually(90, "the background deletion of the dependents", || {
+        (pods_of("bg").is_empty() && rs_of("bg").is_empty()).then_some(())
+    });
+
+    // Orphan: the ReplicaSet and its pods stay, no longer owned.
+    // The orphan finalizer holds the Deployment until the references are gone.
+    ok(&d.cli(&["delete", "deploy", "orphan", "--cascade", "orphan"]));
+    eventually(30, "the orphaning Deployment to go", || {
+        (!exists("deploy", "orphan")).then_some(())
+    });
+    let rs = eventually(30, "the orphaned ReplicaSet without an owner", || {
+        let rs = rs_of("orphan");
+        (rs.len() == 1 && rs[0]["metadata"]["ownerReferences"].is_null()).then_some(rs)
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pods = pods_of("orphan");
+    assert_eq!(pods.len(), 2, "the orphaned pods stay: {pods:?}");
+    assert!(
+        pods.iter().all(|p| p["status"]["phase"] == "Running"
+            && p["metadata"]["ownerReferences"][0]["name"] == rs[0]["metadata"]["name"]),
+        "{pods:?}"
+    );
+}

@@ -30,7 +30,7 @@ fn a_replicaset_keeps_its_replicas_running() {
 kind: ReplicaSet
 metadata: {name: web}
 spec:
-  replicas: 2
+  replicas: 3
   selector: {matchLabels: {app: rs-test}}
   template:
     metadata: {labels: {app: rs-test}}
@@ -45,9 +45,9 @@ spec:
             .status
             .success()
     );
-    let pods = eventually(60, "two running replicas", || {
+    let pods = eventually(60, "three running replicas", || {
         let p = running_pods(&d);
-        (p.len() == 2).then_some(p)
+        (p.len() == 3).then_some(p)
     });
     for p in &pods {
         assert!(p["metadata"]["name"].as_str().unwrap().starts_with("web-"));
@@ -57,16 +57,16 @@ spec:
     assert!(d.cli(&["delete", "pod", &victim]).status.success());
     eventually(60, "a replacement", || {
         let p = running_pods(&d);
-        (p.len() == 2 && p.iter().all(|p| p["metadata"]["name"] != victim.as_str())).then_some(())
+        (p.len() == 3 && p.iter().all(|p| p["metadata"]["name"] != victim.as_str())).then_some(())
     });
     let o = d.cli(&["events", "--for", "replicaset/web"]);
     assert!(stdout(&o).contains("SuccessfulCreate"), "{}", stdout(&o));
 
-    for (replicas, want) in [("4", 4usize), ("0", 0)] {
+    for (replicas, want) in [("10", 10usize), ("0", 0)] {
         {
             let y = std::fs::read_to_string(&rs)
                 .unwrap()
-                .replace("replicas: 2", &format!("replicas: {replicas}"));
+                .replace("replicas: 3", &format!("replicas: {replicas}"));
             let f = d.write("rs2.yaml", &y);
             assert!(
                 d.cli(&["apply", "-f", f.to_str().unwrap()])
@@ -74,7 +74,7 @@ spec:
                     .success()
             );
         }
-        eventually(60, "the new replica count", || {
+        eventually(120, "the new replica count", || {
             let o = d.cli(&["get", "rs", "web", "-o", "json"]);
             let v: Value = serde_json::from_slice(&o.stdout).ok()?;
             let all = d.cli(&["get", "pods", "-l", "app=rs-test", "-o", "name"]);

@@ -185,8 +185,8 @@ pub struct DeleteArgs {
     /// What happens to objects this one owns.
     #[arg(long, value_enum, default_value = "background")]
     pub cascade: Cascade,
-    /// Wait until the objects are gone.
-    #[arg(long)]
+    /// Wait until the objects are gone (`--wait`, `--wait=true` or `--wait=false`).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub wait: bool,
     /// How long --wait waits, in seconds.
     #[arg(long, default_value_t = 60)]
