@@ -229,7 +229,7 @@ fn without_a_terminal_berth_prints_help() {
 }
 
 #[test]
-fn logs_from_the_pod_view() {
+fn logs_and_a_shell_from_the_pod_view() {
     let d = TestDaemon::start();
     d.import_busybox();
     let pod = d.write(
@@ -264,6 +264,16 @@ spec:
     t.type_text("l");
     t.wait_for("hello-from-talker");
     t.key("Escape");
+    t.wait_for("Pods(all)");
+
+    // A shell through `berth exec -it`, typed into at once: keys typed before the shell
+    // runs reach it too, and the TUI comes back when it exits.
+    t.type_text("s");
+    t.type_text("echo from-the-shell-$((6*7))");
+    t.key("Enter");
+    t.wait_for("from-the-shell-42");
+    t.type_text("exit");
+    t.key("Enter");
     t.wait_for("Pods(all)");
     t.type_text("q");
     eventually(20, "the TUI to exit", || (!t.alive()).then_some(()));

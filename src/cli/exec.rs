@@ -29,6 +29,10 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// Keys typed before the command started, from the TUI that launched `berth exec -it` (the
+/// bytes a terminal sends for them): sent first on standard input, ahead of the terminal.
+pub const TYPEAHEAD_ENV: &str = "BERTH_EXEC_TYPEAHEAD";
+
 /// Puts the terminal in raw mode for as long as it lives.
 struct RawMode;
 
@@ -97,6 +101,12 @@ pub async fn exec(client: &Client, args: ExecArgs) -> Result<i32, CliError> {
         writer.resize(w, h).await?;
     }
 
+    if args.stdin
+        && let Some(ahead) = std::env::var_os(TYPEAHEAD_ENV)
+    {
+        use std::os::unix::ffi::OsStrExt;
+        writer.stdin(ahead.as_bytes()).await?;
+    }
     let mut stdin_open = args.stdin;
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();

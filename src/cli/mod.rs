@@ -2,7 +2,7 @@
 
 mod apply;
 pub mod doctor;
-mod exec;
+pub mod exec;
 mod get;
 mod image;
 mod logs;

@@ -22,8 +22,9 @@ mod watch;
 mod snapshots;
 
 use std::io::{IsTerminal, Stdout};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use crossterm::event::{Event, KeyEventKind};
@@ -96,21 +97,57 @@ fn suspend_terminal() {
 /// The command runs on a blocking thread, so the watches keep running meanwhile.
 async fn run_on_the_terminal(
     mut cmd: std::process::Command,
+    typeahead_env: Option<&str>,
     guard: &mut TerminalGuard,
     input: &InputThread,
 ) -> (
     std::io::Result<std::process::ExitStatus>,
     std::io::Result<()>,
 ) {
-    input.paused.store(true, Ordering::Relaxed);
+    let ahead: Vec<u8> = input.pause().iter().flat_map(key_bytes).collect();
+    if let Some(var) = typeahead_env.filter(|_| !ahead.is_empty()) {
+        cmd.env(var, std::ffi::OsStr::from_bytes(&ahead));
+    }
     suspend_terminal();
     let status = tokio::task::spawn_blocking(move || cmd.status())
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     let resumed = resume_terminal();
     let _ = guard.terminal.clear();
-    input.paused.store(false, Ordering::Relaxed);
+    input.resume();
     (status, resumed)
+}
+
+/// The bytes a terminal sends for a key, so keys typed ahead reach the program that takes
+/// the terminal over (a shell) as if typed there.
+fn key_bytes(ev: &Event) -> Vec<u8> {
+    use crossterm::event::{KeyCode, KeyEventKind, KeyModifiers};
+    let Event::Key(k) = ev else {
+        return match ev {
+            Event::Paste(text) => text.as_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+    };
+    if k.kind == KeyEventKind::Release {
+        return Vec::new();
+    }
+    match k.code {
+        KeyCode::Char(c)
+            if k.modifiers.contains(KeyModifiers::CONTROL) && c.is_ascii_alphabetic() =>
+        {
+            vec![(c.to_ascii_lowercase() as u8) & 0x1f]
+        }
+        KeyCode::Char(c) => c.to_string().into_bytes(),
+        KeyCode::Enter => b"\r".to_vec(),
+        KeyCode::Tab => b"\t".to_vec(),
+        KeyCode::Backspace => vec![0x7f],
+        KeyCode::Esc => vec![0x1b],
+        KeyCode::Up => b"\x1b[A".to_vec(),
+        KeyCode::Down => b"\x1b[B".to_vec(),
+        KeyCode::Right => b"\x1b[C".to_vec(),
+        KeyCode::Left => b"\x1b[D".to_vec(),
+        _ => Vec::new(),
+    }
 }
 
 fn resume_terminal() -> std::io::Result<()> {
@@ -147,28 +184,66 @@ impl Drop for TerminalGuard {
 }
 
 /// Reads terminal events on a thread of its own (crossterm's read blocks), so the async
-/// loop only ever awaits a channel. Paused while an editor owns the terminal.
+/// loop only ever awaits a channel. Paused while another program (an editor, a shell) owns
+/// the terminal: [`InputThread::pause`] returns only once the thread has stopped reading,
+/// so what the user types next goes to that program, not into crossterm's buffer.
 struct InputThread {
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Event>>,
-    paused: Arc<AtomicBool>,
+    /// [`READING`], [`PAUSE_ASKED`] or [`PAUSED`].
+    state: Arc<AtomicU8>,
+    /// Keys read after a pause was asked for: typed ahead for the program taking over.
+    typed_ahead: Arc<std::sync::Mutex<Vec<Event>>>,
     stop: Arc<AtomicBool>,
 }
+
+const READING: u8 = 0;
+const PAUSE_ASKED: u8 = 1;
+const PAUSED: u8 = 2;
+
+/// How long the input thread waits for a key before it looks at its state again.
+const INPUT_POLL: Duration = Duration::from_millis(20);
 
 impl InputThread {
     fn start() -> InputThread {
         let (tx, rx) = mpsc::unbounded_channel();
-        let paused = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(AtomicU8::new(READING));
+        let typed_ahead = Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (p, s) = (paused.clone(), stop.clone());
+        let (st, s, ahead) = (state.clone(), stop.clone(), typed_ahead.clone());
         std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                if p.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
+            while !s.load(Ordering::SeqCst) {
+                match st.load(Ordering::SeqCst) {
+                    READING => {}
+                    PAUSE_ASKED => {
+                        // Keys read after the pause was asked for belong to the program
+                        // that takes the terminal, not to the TUI.
+                        while matches!(crossterm::event::poll(Duration::ZERO), Ok(true)) {
+                            match crossterm::event::read() {
+                                Ok(ev) => {
+                                    if let Ok(mut a) = ahead.lock() {
+                                        a.push(ev);
+                                    }
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        // Fails when resumed meanwhile: then read again.
+                        let _ = st.compare_exchange(
+                            PAUSE_ASKED,
+                            PAUSED,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        );
+                        continue;
+                    }
+                    _ => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
                 }
-                match crossterm::event::poll(Duration::from_millis(100)) {
-                    // Paused while polling: leave the key to the editor.
-                    Ok(true) if p.load(Ordering::Relaxed) => {}
+                match crossterm::event::poll(INPUT_POLL) {
+                    // A pause asked for while polling: the loop drains it above.
+                    Ok(true) if st.load(Ordering::SeqCst) != READING => {}
                     Ok(true) => match crossterm::event::read() {
                         Ok(ev) => {
                             if tx.send(ev).is_err() {
@@ -184,9 +259,28 @@ impl InputThread {
         });
         InputThread {
             rx: tokio::sync::Mutex::new(rx),
-            paused,
+            state,
+            typed_ahead,
             stop,
         }
+    }
+
+    /// Stops reading the terminal; returns, once the thread has stopped (at most one poll
+    /// interval; bounded here in case the thread has ended), the keys it read meanwhile.
+    fn pause(&self) -> Vec<Event> {
+        self.state.store(PAUSE_ASKED, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + INPUT_POLL * 10;
+        while self.state.load(Ordering::SeqCst) != PAUSED && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.typed_ahead
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default()
+    }
+
+    fn resume(&self) {
+        self.state.store(READING, Ordering::SeqCst);
     }
 
     fn stop(&self) {
@@ -511,7 +605,8 @@ impl App {
             "-c",
             "command -v bash >/dev/null && exec bash || exec sh",
         ]);
-        let (status, resumed) = run_on_the_terminal(cmd, guard, input).await;
+        let (status, resumed) =
+            run_on_the_terminal(cmd, Some(crate::cli::exec::TYPEAHEAD_ENV), guard, input).await;
         if let Err(e) = resumed {
             return show_message(state, &what, &format!("cannot take the terminal back: {e}"));
         }
@@ -579,7 +674,7 @@ impl App {
         let program = words.next().unwrap_or("vi").to_string();
         let mut cmd = std::process::Command::new(&program);
         cmd.args(words).arg(&path);
-        let (status, resumed) = run_on_the_terminal(cmd, guard, input).await;
+        let (status, resumed) = run_on_the_terminal(cmd, None, guard, input).await;
         if let Err(e) = resumed {
             return show_message(state, &what, &format!("cannot take the terminal back: {e}"));
         }
@@ -690,5 +785,35 @@ impl EditDir {
 impl Drop for EditDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod typeahead_tests {
+    use super::key_bytes;
+    use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+
+    fn key(code: KeyCode, m: KeyModifiers) -> Event {
+        Event::Key(KeyEvent::new(code, m))
+    }
+
+    #[test]
+    fn keys_become_the_bytes_a_terminal_sends() {
+        let typed: Vec<u8> = [
+            key(KeyCode::Char('l'), KeyModifiers::NONE),
+            key(KeyCode::Char('S'), KeyModifiers::SHIFT),
+            key(KeyCode::Char('é'), KeyModifiers::NONE),
+            key(KeyCode::Enter, KeyModifiers::NONE),
+            key(KeyCode::Char('c'), KeyModifiers::CONTROL),
+            key(KeyCode::Backspace, KeyModifiers::NONE),
+            key(KeyCode::Up, KeyModifiers::NONE),
+            key(KeyCode::F(5), KeyModifiers::NONE),
+            Event::Paste("ls -l".into()),
+            Event::FocusGained,
+        ]
+        .iter()
+        .flat_map(key_bytes)
+        .collect();
+        assert_eq!(typed, "lSé\r\x03\x7f\x1b[Als -l".as_bytes());
     }
 }
