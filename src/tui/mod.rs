@@ -432,6 +432,7 @@ impl App {
             }
             Update::Version(v) => state.server_version = Some(v),
             Update::Usage(u) => state.usage = u,
+            Update::PodUsage(u) => state.set_pod_usage(u),
             Update::ReadOnly(reason) => state.read_only = Some(reason),
             Update::Done { what, result } => match result {
                 Ok(()) => {

@@ -109,6 +109,32 @@ pub fn fixture_state() -> State {
         cpu_milli: 130,
         mem: 300 << 20,
     });
+    let running_key = {
+        let p = fixture("Pod");
+        (
+            p["metadata"]["namespace"].as_str().unwrap_or("default").to_string(),
+            p["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    s.set_pod_usage(
+        [
+            (
+                running_key,
+                Usage {
+                    cpu_milli: 12,
+                    mem: 25 << 20,
+                },
+            ),
+            (
+                ("kube-system".into(), "coredns-5d78c9869d-abcde".into()),
+                Usage {
+                    cpu_milli: 3,
+                    mem: 11 << 20,
+                },
+            ),
+        ]
+        .into(),
+    );
     s.refresh_table();
     s
 }

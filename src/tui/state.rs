@@ -233,6 +233,21 @@ pub struct Capacity {
     pub mem_requested: i128,
 }
 
+/// The pod view's usage columns.
+const POD_USAGE_COLUMNS: [&str; 2] = ["CPU", "MEM"];
+
+/// A pod's usage cells: CPU and memory in use (`n/a` when the metrics API has no figure,
+/// as for a pod that does not run).
+fn pod_usage_cells(usage: Option<&Usage>) -> Vec<String> {
+    match usage {
+        Some(u) => vec![
+            format!("{}m", u.cpu_milli),
+            super::views::human_mem(u.mem),
+        ],
+        None => vec!["n/a".to_string(); POD_USAGE_COLUMNS.len()],
+    }
+}
+
 /// Usage from the metrics API, summed over nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
@@ -273,6 +288,8 @@ pub struct State {
     pub read_only: Option<String>,
     pub flash: Option<Flash>,
     pub usage: Option<Usage>,
+    /// Each pod's usage from the metrics API, by (namespace, name).
+    pub pod_usage: HashMap<(String, String), Usage>,
     pub color: bool,
     pub table: Table,
     /// Header figures, computed with the table (not while drawing).
@@ -322,6 +339,7 @@ impl State {
             read_only: None,
             flash: None,
             usage: None,
+            pod_usage: HashMap::new(),
             color,
             table: Table::default(),
             summary: Summary::default(),
@@ -509,6 +527,19 @@ impl State {
         };
         out.headers = headers;
         out.wide.resize(out.headers.len(), false);
+        // Pods: usage from the metrics API after AGE (before the wide columns), so an
+        // 80-column terminal keeps kubectl's columns first.
+        let usage_at = if self.source.is("", "Pod") {
+            out.headers.iter().position(|h| h == "AGE").map(|i| i + 1)
+        } else {
+            None
+        };
+        if let Some(at) = usage_at {
+            for (i, h) in POD_USAGE_COLUMNS.iter().enumerate() {
+                out.headers.insert(at + i, h.to_string());
+                out.wide.insert(at + i, false);
+            }
+        }
         let status_col = out
             .headers
             .iter()
@@ -518,7 +549,10 @@ impl State {
         if let Some(cache) = self.caches.get(&self.source.key()) {
             out.rows.reserve(cache.objects.len());
             for (key, obj) in &cache.objects {
-                let cells = render(obj);
+                let mut cells = render(obj);
+                if let Some(at) = usage_at {
+                    cells.splice(at..at, pod_usage_cells(self.pod_usage.get(key)));
+                }
                 let tone = tone_of(
                     status_col.and_then(|i| cells.get(i)).map(String::as_str),
                     ready_col.and_then(|i| cells.get(i)).map(String::as_str),
@@ -689,6 +723,14 @@ impl State {
         evs
     }
 
+    /// New pod usage from the metrics API; the rows show it at the next render.
+    pub fn set_pod_usage(&mut self, usage: HashMap<(String, String), Usage>) {
+        if usage != self.pod_usage {
+            self.pod_usage = usage;
+            self.dirty = true;
+        }
+    }
+
     /// Node capacity and what pods request of it.
     pub fn capacity(&self) -> Capacity {
         let mut c = Capacity::default();
@@ -749,7 +791,8 @@ fn warning_key(source: Source, key: &(String, String)) -> String {
     }
 }
 
-fn milli(v: Option<&Value>) -> i128 {
+/// A quantity in thousandths (0 when absent or not a quantity).
+pub(super) fn milli(v: Option<&Value>) -> i128 {
     v.map(table::quantity_text)
         .and_then(|s| parse_quantity(&s).ok())
         .map(|q| q.milli())

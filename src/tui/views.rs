@@ -109,7 +109,7 @@ fn human_cpu(milli: i128) -> String {
     }
 }
 
-fn human_mem(bytes: i128) -> String {
+pub fn human_mem(bytes: i128) -> String {
     const UNITS: [&str; 5] = ["", "Ki", "Mi", "Gi", "Ti"];
     let mut v = bytes as f64;
     let mut unit = 0;

@@ -5,6 +5,7 @@
 //!
 //! Every task ends when the TUI's receiver is gone (a send fails).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use hyper::Method;
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::logs::LogChunk;
-use super::state::{Source, Usage};
+use super::state::{Source, Usage, milli};
 use crate::api::registry::{self, ResourceType};
 use crate::api::watch::{EventType, WatchEvent};
 use crate::api::{ApiError, meta};
@@ -22,6 +23,8 @@ use crate::client::{Client, ClientError, ListOptions};
 pub const IMAGES_PATH: &str = "/apis/images.berth.dev/v1/images";
 /// Node usage from the metrics API; it may not be served (404/503): the header says n/a.
 const NODE_METRICS_PATH: &str = "/apis/metrics.k8s.io/v1beta1/nodes";
+/// Pod usage from the metrics API (cgroup statistics of each container).
+const POD_METRICS_PATH: &str = "/apis/metrics.k8s.io/v1beta1/pods";
 
 /// Retry delays: from the first to the cap, doubling.
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
@@ -39,6 +42,8 @@ pub enum Update {
     Failed(Source, String, bool),
     Version(String),
     Usage(Option<Usage>),
+    /// Each pod's usage (summed over its containers), by (namespace, name).
+    PodUsage(HashMap<(String, String), Usage>),
     /// Writes are forbidden for this user: the server's reason.
     ReadOnly(String),
     /// A write finished.
@@ -194,6 +199,15 @@ pub async fn metrics(client: Client, tx: UnboundedSender<Update>) {
         if tx.send(Update::Usage(usage)).is_err() {
             return;
         }
+        let pods = client
+            .request(Method::GET, POD_METRICS_PATH, None, None)
+            .await
+            .ok()
+            .map(|v| pod_usage(&v))
+            .unwrap_or_default();
+        if tx.send(Update::PodUsage(pods)).is_err() {
+            return;
+        }
         tokio::time::sleep(METRICS_PERIOD).await;
     }
 }
@@ -204,21 +218,46 @@ pub fn node_usage(list: &Value) -> Option<Usage> {
     if items.is_empty() {
         return None;
     }
-    let q = |v: Option<&Value>| {
-        v.map(crate::api::table::quantity_text)
-            .and_then(|s| crate::api::validation::parse_quantity(&s).ok())
-            .map(|q| q.milli())
-            .unwrap_or(0)
-    };
     let mut u = Usage {
         cpu_milli: 0,
         mem: 0,
     };
     for item in items {
-        u.cpu_milli += q(item.pointer("/usage/cpu"));
-        u.mem += q(item.pointer("/usage/memory")) / 1000;
+        u.cpu_milli += milli(item.pointer("/usage/cpu"));
+        u.mem += milli(item.pointer("/usage/memory")) / 1000;
     }
     Some(u)
+}
+
+/// Each pod of a `PodMetricsList`, its containers' usage summed.
+pub fn pod_usage(list: &Value) -> HashMap<(String, String), Usage> {
+    let mut out = HashMap::new();
+    for item in list
+        .get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = (
+            meta::str_at(item, "/metadata/namespace").to_string(),
+            meta::str_at(item, "/metadata/name").to_string(),
+        );
+        let mut u = Usage {
+            cpu_milli: 0,
+            mem: 0,
+        };
+        for c in item
+            .get("containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            u.cpu_milli += milli(c.pointer("/usage/cpu"));
+            u.mem += milli(c.pointer("/usage/memory")) / 1000;
+        }
+        out.insert(key, u);
+    }
+    out
 }
 
 /// A dry-run create (nothing is stored): a 403 means this user may only read.
