@@ -121,6 +121,7 @@ fn tui_command(d: &TestDaemon, prefix: &str) -> String {
 #[test]
 fn lists_scales_deletes_and_survives_a_daemon_restart() {
     let mut d = TestDaemon::start();
+    d.import_busybox();
     let client = d.client();
     let r = runtime();
     let deploy = by_kind("apps/v1", "Deployment").expect("kind");
@@ -131,8 +132,9 @@ fn lists_scales_deletes_and_survives_a_daemon_restart() {
         &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "c", "image": "berth.local/busybox:latest",
-                        "imagePullPolicy": "Never"}]}}}}),
+                    "spec": {"terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "c", "image": "berth.local/busybox:latest",
+                        "imagePullPolicy": "Never", "command": ["sleep", "3600"]}]}}}}),
     ))
     .expect("create deployment");
 
@@ -149,37 +151,59 @@ fn lists_scales_deletes_and_survives_a_daemon_restart() {
     t.key("BSpace");
     t.type_text("3");
     t.key("Enter");
-    eventually(20, "the deployment scaled to 3", || {
-        let d = r
-            .block_on(client.get(deploy, Some("default"), "web"))
-            .ok()?;
-        (d["spec"]["replicas"] == 3).then_some(())
-    });
     t.wait_for("scaled deployment.apps/web to 3");
 
-    // A pod created elsewhere appears through the watch; ctrl-d deletes it after a yes.
+    // The pod view shows the three replicas Running.
+    let running_web = |screen: &str| -> Vec<String> {
+        screen
+            .lines()
+            .filter(|l| l.contains("Running"))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("web-")))
+            .map(str::to_string)
+            .collect()
+    };
     t.type_text(":po");
     t.key("Enter");
-    r.block_on(client.create(
-        pods,
-        Some("default"),
-        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo"},
-            "spec": {"containers": [{"name": "c", "image": "berth.local/busybox:latest",
-                "imagePullPolicy": "Never"}]}}),
-    ))
-    .expect("create pod");
-    t.wait_for("solo");
-    t.type_text("/solo");
+    t.type_text("/web");
     t.key("Enter");
-    t.wait_for("</solo>");
-    t.key("C-d");
-    t.wait_for("Delete pod/solo?");
-    t.type_text("y");
-    eventually(20, "the pod deleted", || {
-        r.block_on(client.get(pods, Some("default"), "solo"))
-            .is_err()
-            .then_some(())
+    t.wait_for("</web>");
+    let three = eventually(60, "three web pods Running on the screen", || {
+        let names = running_web(&t.screen());
+        (names.len() == 3).then_some(names)
     });
+
+    // ctrl-d deletes the selected pod after a yes; the ReplicaSet replaces it.
+    t.key("C-d");
+    let screen = t.wait_for("Delete pod/web-");
+    let victim = three
+        .iter()
+        .find(|n| screen.contains(&format!("Delete pod/{n}?")))
+        .expect("the dialog names one of the pods")
+        .clone();
+    t.type_text("y");
+    eventually(60, "a replacement Running on the screen", || {
+        let names = running_web(&t.screen());
+        (names.len() == 3 && !names.contains(&victim)).then_some(())
+    });
+
+    // A shell in the selected pod, typed into at once (keys typed before the shell runs
+    // reach it too): its hostname is the pod's name.
+    t.type_text("s");
+    t.type_text("echo host=$(hostname)");
+    t.key("Enter");
+    let screen = t.wait_for("host=web-");
+    let host = screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("host="))
+        .expect("the hostname line")
+        .to_string();
+    t.type_text("exit");
+    t.key("Enter");
+    t.wait_for("</web>");
+    assert!(
+        r.block_on(client.get(pods, Some("default"), &host)).is_ok(),
+        "the shell's hostname {host} is not a pod"
+    );
 
     // The daemon goes away: the TUI says so and keeps going; it resumes when it is back.
     d.stop();
@@ -229,7 +253,7 @@ fn without_a_terminal_berth_prints_help() {
 }
 
 #[test]
-fn logs_and_a_shell_from_the_pod_view() {
+fn logs_from_the_pod_view() {
     let d = TestDaemon::start();
     d.import_busybox();
     let pod = d.write(
@@ -264,16 +288,6 @@ spec:
     t.type_text("l");
     t.wait_for("hello-from-talker");
     t.key("Escape");
-    t.wait_for("Pods(all)");
-
-    // A shell through `berth exec -it`, typed into at once: keys typed before the shell
-    // runs reach it too, and the TUI comes back when it exits.
-    t.type_text("s");
-    t.type_text("echo from-the-shell-$((6*7))");
-    t.key("Enter");
-    t.wait_for("from-the-shell-42");
-    t.type_text("exit");
-    t.key("Enter");
     t.wait_for("Pods(all)");
     t.type_text("q");
     eventually(20, "the TUI to exit", || (!t.alive()).then_some(()));

@@ -112,8 +112,14 @@ pub fn fixture_state() -> State {
     let running_key = {
         let p = fixture("Pod");
         (
-            p["metadata"]["namespace"].as_str().unwrap_or("default").to_string(),
-            p["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            p["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string(),
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         )
     };
     s.set_pod_usage(

@@ -240,10 +240,7 @@ const POD_USAGE_COLUMNS: [&str; 2] = ["CPU", "MEM"];
 /// as for a pod that does not run).
 fn pod_usage_cells(usage: Option<&Usage>) -> Vec<String> {
     match usage {
-        Some(u) => vec![
-            format!("{}m", u.cpu_milli),
-            super::views::human_mem(u.mem),
-        ],
+        Some(u) => vec![format!("{}m", u.cpu_milli), super::views::human_mem(u.mem)],
         None => vec!["n/a".to_string(); POD_USAGE_COLUMNS.len()],
     }
 }
