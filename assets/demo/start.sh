@@ -22,3 +22,9 @@ fi
 echo
 echo "berth is running: BERTH_SOCKET=$BERTH_SOCKET $bin get all -A"
 echo "stop it with: kill \$(cat $state/state/daemon.lock)"
+# On a terminal, open the TUI (q quits; the daemon keeps running).
+if [ -t 0 ] && [ -t 1 ]; then
+  echo "opening the terminal UI (q quits) ..."
+  sleep 1
+  exec "$bin" tui
+fi
