@@ -6,24 +6,33 @@
 //! runs preStop hooks, SIGTERM, waits the grace period, SIGKILLs, cleans up and deletes the
 //! pod for good.
 //!
+//! Probes: each app container's run gets one task per probe it has
+//! ([`super::prober::worker`]); the startup probe first, liveness and readiness once the
+//! container has started. Their results (sent only when they change) decide `started` and
+//! `ready` in the status and the pod's Ready conditions; a liveness or startup failure
+//! kills the run, which is then restarted by `restartPolicy` like any exit.
+//!
 //! Container runs are named `<pod uid>_<container name>_<run>` (run = restartCount of that
 //! run; its log is `<run>.log`). After a daemon restart the worker finds its runs again by
 //! that name ([`parse_id`]) and the pod's stored status, so running containers are adopted,
 //! exits that happened meanwhile are recorded, and finished containers are not run again.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::Kubelet;
 use super::container::{self, BuildInput, ConfigError, Lookup, qos_class};
+use super::prober::worker::{EventSink, ProbeTask, ProbeUpdate};
+use super::prober::{self, ProbeKind, ProbeResult};
 use crate::api::{ApiError, meta, registry};
 use crate::events::{EventType, Recorder};
 use crate::image::ImageError;
@@ -152,6 +161,9 @@ struct Track {
     retry_at: Option<Instant>,
     /// Older runs still to remove from the runtime.
     stale: Vec<String>,
+    /// `(run id, started, ready)` of a run adopted after a daemon restart, from the stored
+    /// status: its probes carry on from there instead of starting over.
+    carried: Option<(String, bool, bool)>,
 }
 
 impl Track {
@@ -169,6 +181,7 @@ impl Track {
             backoff: None,
             retry_at: None,
             stale: Vec::new(),
+            carried: None,
         }
     }
 
@@ -181,6 +194,74 @@ impl Track {
             Some(RunState::Exited(t)) => Some(t),
             _ => None,
         }
+    }
+}
+
+/// The probe tasks of one run of an app container and what they reported.
+struct RunProbes {
+    run_id: String,
+    /// The startup probe has succeeded (true from the start without one).
+    started: bool,
+    /// The readiness probe's current result is Success.
+    ready: bool,
+    /// A liveness or startup failure the worker has yet to act on.
+    failed: Option<ProbeKind>,
+    startup_spawned: bool,
+    others_spawned: bool,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for RunProbes {
+    /// The probes of a run end with it (and with the worker).
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// `started` and `ready` of a container, as the status shows them: a running container
+/// has started once its startup probe succeeded (at once without one) and is ready once it
+/// has started and its readiness probe succeeds (at once without one).
+fn started_and_ready(t: &Track, c: Option<&Container>, probes: Option<&RunProbes>) -> (bool, bool) {
+    if !t.running() {
+        return (false, false);
+    }
+    let probes = probes.filter(|p| t.run_id.as_deref() == Some(p.run_id.as_str()));
+    let started = c.is_none_or(|c| c.startup_probe.is_none()) || probes.is_some_and(|p| p.started);
+    let ready = started
+        && (c.is_none_or(|c| c.readiness_probe.is_none()) || probes.is_some_and(|p| p.ready));
+    (started, ready)
+}
+
+/// When a running container's run started, as an `Instant` (now when unknown).
+fn started_instant(t: &Track) -> Instant {
+    match &t.state {
+        Some(RunState::Running { started_at }) => started_at.parse::<Timestamp>().ok(),
+        _ => None,
+    }
+    .and_then(|at| Duration::try_from(Timestamp::now().duration_since(at)).ok())
+    .and_then(|ago| Instant::now().checked_sub(ago))
+    .unwrap_or_else(Instant::now)
+}
+
+/// Where the probes of run `run_id` of container `c` go: the pod's network namespace, its
+/// named ports, and the runtime's exec.
+fn probe_target(ctx: &Ctx, uid: &str, c: &Container, run_id: &str) -> prober::Target {
+    prober::Target {
+        netns: Some(ctx.kubelet.runtime.sandbox_paths(uid).net),
+        // Filled in from the pod's status before each check.
+        pod_ip: None,
+        named_ports: c
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| Some((p.name.clone()?, u16::try_from(p.container_port).ok()?)))
+            .collect(),
+        container_id: run_id.to_string(),
+        exec: Some(Arc::new(super::exec::ProbeExec(
+            ctx.kubelet.runtime.clone(),
+        ))),
     }
 }
 
@@ -235,10 +316,24 @@ pub struct Worker {
     watched: HashMap<String, tokio::task::JoinHandle<()>>,
     /// Container name → run ids found in the runtime at adoption.
     adopted: bool,
+    /// Container name → the probes of its current run.
+    probes: HashMap<String, RunProbes>,
+    probe_tx: mpsc::UnboundedSender<ProbeUpdate>,
+    probe_rx: Option<mpsc::UnboundedReceiver<ProbeUpdate>>,
+    /// `status.podIP` as last seen, for network probes.
+    pod_ip: watch::Sender<Option<IpAddr>>,
+}
+
+/// Why the worker's loop woke up.
+enum Wake {
+    Look,
+    Probe(ProbeUpdate),
+    Stop,
 }
 
 impl Worker {
     pub fn new(ctx: Arc<Ctx>, pod: &Value) -> Worker {
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         Worker {
             ctx,
             uid: meta::uid(pod).to_string(),
@@ -251,6 +346,10 @@ impl Worker {
             exit: Arc::new(Notify::new()),
             watched: HashMap::new(),
             adopted: false,
+            probes: HashMap::new(),
+            probe_tx,
+            probe_rx: Some(probe_rx),
+            pod_ip: watch::Sender::new(None),
         }
     }
 
@@ -264,6 +363,9 @@ impl Worker {
         mut pod_rx: watch::Receiver<Option<Value>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let Some(mut probe_rx) = self.probe_rx.take() else {
+            return;
+        };
         loop {
             let current = pod_rx.borrow_and_update().clone();
             let Some(raw) = current else {
@@ -290,20 +392,50 @@ impl Worker {
                 .map(|w| w.saturating_duration_since(Instant::now()))
                 .unwrap_or(RESYNC)
                 .min(RESYNC);
-            tokio::select! {
-                changed = pod_rx.changed() => {
-                    if changed.is_err() {
-                        // The sync loop is gone: the daemon is stopping.
-                        break;
+            let wake = tokio::select! {
+                changed = pod_rx.changed() => match changed {
+                    Ok(()) => Wake::Look,
+                    // The sync loop is gone: the daemon is stopping.
+                    Err(_) => Wake::Stop,
+                },
+                update = probe_rx.recv() => update.map_or(Wake::Look, Wake::Probe),
+                _ = self.exit.notified() => Wake::Look,
+                _ = tokio::time::sleep(sleep) => Wake::Look,
+                _ = shutdown.changed() => Wake::Stop,
+            };
+            match wake {
+                Wake::Stop => break,
+                Wake::Look => {}
+                Wake::Probe(update) => {
+                    self.apply_probe(update);
+                    while let Ok(update) = probe_rx.try_recv() {
+                        self.apply_probe(update);
                     }
                 }
-                _ = self.exit.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
-                _ = shutdown.changed() => break,
             }
         }
+        // Containers outlive the worker; their probes start again when they are adopted.
+        self.probes.clear();
         for (_, h) in self.watched.drain() {
             h.abort();
+        }
+    }
+
+    /// Takes a probe's changed result for the current run of a container.
+    fn apply_probe(&mut self, u: ProbeUpdate) {
+        let label = self.label();
+        let Some((name, p)) = self.probes.iter_mut().find(|(_, p)| p.run_id == u.run_id) else {
+            return;
+        };
+        tracing::info!(pod = %label, container = %name, probe = u.kind.title(),
+            result = ?u.result, output = %u.message, "probe result changed");
+        match (u.kind, u.result) {
+            (ProbeKind::Startup, ProbeResult::Success) => p.started = true,
+            (ProbeKind::Readiness, r) => p.ready = r == ProbeResult::Success,
+            (ProbeKind::Liveness | ProbeKind::Startup, ProbeResult::Failure) => {
+                p.failed = Some(u.kind)
+            }
+            _ => {}
         }
     }
 
@@ -375,6 +507,16 @@ impl Worker {
                         }
                     }
                     t.run = run;
+                    if let Some(s) = status.filter(|s| {
+                        s["containerID"].as_str()
+                            == Some(format!("{CONTAINER_ID_SCHEME}{id}").as_str())
+                    }) {
+                        t.carried = Some((
+                            id.clone(),
+                            s["started"].as_bool().unwrap_or(false),
+                            s["ready"].as_bool().unwrap_or(false),
+                        ));
+                    }
                     t.run_id = Some(id);
                     // Refreshed from the runtime below.
                     t.state = Some(RunState::Running {
@@ -389,8 +531,24 @@ impl Worker {
         self.adopted = true;
     }
 
-    /// Looks at the runtime and starts what should run; returns when to look again.
+    /// Looks at the runtime, acts on probe failures, starts what should run and keeps the
+    /// probes of running containers going; returns when to look again.
     async fn sync(&mut self, raw: &Value, pod: &Pod) -> Option<Instant> {
+        let ip = raw
+            .pointer("/status/podIP")
+            .and_then(Value::as_str)
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
+        self.pod_ip.send_if_modified(|cur| {
+            let changed = *cur != ip;
+            *cur = ip;
+            changed
+        });
+        let wake = self.sync_containers(raw, pod).await;
+        self.ensure_probes(raw, pod);
+        wake
+    }
+
+    async fn sync_containers(&mut self, raw: &Value, pod: &Pod) -> Option<Instant> {
         if !self.adopted {
             self.adopt(raw, pod).await;
         }
@@ -402,6 +560,7 @@ impl Worker {
         }
         self.refresh(raw).await;
         self.remove_stale().await;
+        self.kill_unhealthy(raw, pod).await;
         let policy = pod
             .spec
             .as_ref()
@@ -445,6 +604,156 @@ impl Worker {
             }
         }
         wake
+    }
+
+    /// Kills the runs whose liveness or startup probe failed (preStop, SIGTERM, the probe's
+    /// or the pod's grace period, SIGKILL); the caller then restarts them by policy.
+    async fn kill_unhealthy(&mut self, raw: &Value, pod: &Pod) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+        let due: Vec<(String, String, ProbeKind)> = self
+            .tracks
+            .iter()
+            .filter(|t| !t.init && t.running())
+            .filter_map(|t| {
+                let id = t.run_id.clone()?;
+                let p = self.probes.get(&t.name).filter(|p| p.run_id == id)?;
+                Some((t.name.clone(), id, p.failed?))
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for (name, id, kind) in due {
+            // Its probes end with the run; the next run starts its own.
+            self.probes.remove(&name);
+            let c = spec.containers.iter().find(|c| c.name == name);
+            let probe = c.and_then(|c| match kind {
+                ProbeKind::Startup => c.startup_probe.as_ref(),
+                _ => c.liveness_probe.as_ref(),
+            });
+            let grace = probe
+                .and_then(|p| p.termination_grace_period_seconds)
+                .or(spec.termination_grace_period_seconds)
+                .unwrap_or(30)
+                .max(0) as u64;
+            let what = match kind {
+                ProbeKind::Startup => "startup",
+                _ => "liveness",
+            };
+            let mut message = format!("Container {name} failed {what} probe");
+            if policy != "Never" {
+                message.push_str(", will be restarted");
+            }
+            tracing::info!(pod = %self.label(), container = %name, grace, "{message}");
+            stop_container(
+                &self.ctx,
+                Some(raw),
+                &id,
+                c,
+                Instant::now() + Duration::from_secs(grace),
+                &message,
+            )
+            .await;
+        }
+        // Record the exits (the restart follows by policy, with the usual back-off).
+        self.refresh(raw).await;
+    }
+
+    /// Starts the probe tasks a running app container's run needs now: the startup probe
+    /// first, liveness and readiness once it has started. Drops the probes of runs that
+    /// are over.
+    fn ensure_probes(&mut self, raw: &Value, pod: &Pod) {
+        let tracks = &self.tracks;
+        self.probes.retain(|name, p| {
+            tracks.iter().any(|t| {
+                t.name == *name && t.running() && t.run_id.as_deref() == Some(p.run_id.as_str())
+            })
+        });
+        let Some(spec) = pod.spec.as_ref() else {
+            return;
+        };
+        for t in self.tracks.iter_mut().filter(|t| !t.init && t.running()) {
+            let Some(run_id) = t.run_id.clone() else {
+                continue;
+            };
+            let Some(c) = spec.containers.iter().find(|c| c.name == t.name) else {
+                continue;
+            };
+            if c.startup_probe.is_none()
+                && c.liveness_probe.is_none()
+                && c.readiness_probe.is_none()
+            {
+                continue;
+            }
+            let carried = t
+                .carried
+                .take_if(|(id, _, _)| *id == run_id)
+                .map(|(_, started, ready)| (started, ready));
+            let p = self
+                .probes
+                .entry(t.name.clone())
+                .or_insert_with(|| RunProbes {
+                    run_id: run_id.clone(),
+                    started: c.startup_probe.is_none() || carried.is_some_and(|c| c.0),
+                    ready: carried.is_some_and(|c| c.1),
+                    failed: None,
+                    startup_spawned: false,
+                    others_spawned: false,
+                    tasks: Vec::new(),
+                });
+            let mut wanted: Vec<(ProbeKind, &Probe, Option<ProbeResult>)> = Vec::new();
+            if !p.started && !p.startup_spawned {
+                p.startup_spawned = true;
+                wanted.extend(
+                    c.startup_probe
+                        .as_ref()
+                        .map(|pr| (ProbeKind::Startup, pr, None)),
+                );
+            }
+            if p.started && !p.others_spawned {
+                p.others_spawned = true;
+                wanted.extend(
+                    c.liveness_probe
+                        .as_ref()
+                        .map(|pr| (ProbeKind::Liveness, pr, None)),
+                );
+                let ready = p.ready.then_some(ProbeResult::Success);
+                wanted.extend(
+                    c.readiness_probe
+                        .as_ref()
+                        .map(|pr| (ProbeKind::Readiness, pr, ready)),
+                );
+            }
+            if wanted.is_empty() {
+                continue;
+            }
+            let container_started = tokio::time::Instant::from_std(started_instant(t));
+            let target = probe_target(&self.ctx, &self.uid, c, &run_id);
+            let events: EventSink = {
+                let recorder = self.ctx.events.clone();
+                let raw = raw.clone();
+                Arc::new(move |message: &str| {
+                    recorder.record(&raw, EventType::Warning, "Unhealthy", message)
+                })
+            };
+            for (kind, probe, initial) in wanted {
+                let (initial_delay, period) = prober::schedule_of(probe);
+                let task = ProbeTask {
+                    kind,
+                    probe: probe.clone(),
+                    target: target.clone(),
+                    pod_ip: self.pod_ip.subscribe(),
+                    container_started,
+                    initial_delay,
+                    period,
+                    initial,
+                    run_id: run_id.clone(),
+                    events: events.clone(),
+                };
+                p.tasks.push(tokio::spawn(task.run(self.probe_tx.clone())));
+            }
+        }
     }
 
     async fn ensure_sandbox(&mut self, raw: &Value, pod: &Pod) -> bool {
@@ -770,6 +1079,8 @@ impl Worker {
 
     /// Stops every container (preStop, SIGTERM, grace, SIGKILL) and frees everything.
     async fn terminate(&mut self, pod: Option<&Pod>, grace: u64) {
+        // No probe acts on a pod that is going away.
+        self.probes.clear();
         if !self.adopted {
             // Deleted before the first sync (or after a restart): find what runs.
             if let Some(p) = pod {
@@ -820,7 +1131,16 @@ impl Worker {
             let raw = raw.clone();
             let name = t.name.clone();
             stopping.push(tokio::spawn(async move {
-                stop_container(&ctx, raw.as_ref(), &name, &id, container.as_ref(), deadline).await;
+                let message = format!("Stopping container {name}");
+                stop_container(
+                    &ctx,
+                    raw.as_ref(),
+                    &id,
+                    container.as_ref(),
+                    deadline,
+                    &message,
+                )
+                .await;
             }));
         }
         for s in stopping {
@@ -929,6 +1249,18 @@ impl Worker {
         }
     }
 
+    fn started_and_ready(
+        &self,
+        t: &Track,
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+    ) -> (bool, bool) {
+        started_and_ready(
+            t,
+            spec.containers.iter().find(|c| c.name == t.name),
+            self.probes.get(&t.name),
+        )
+    }
+
     /// The pod's status from what the worker knows.
     fn status(&self, raw: &Value, pod: &Pod) -> Value {
         let spec = pod.spec.clone().unwrap_or_default();
@@ -991,13 +1323,18 @@ impl Worker {
                             json!({"waiting": {"reason": reason}})
                         }
                     };
+                    let (started, ready) = if init_list {
+                        (t.running(), t.running() || t.exited().is_some_and(|e| e.exit_code == 0))
+                    } else {
+                        self.started_and_ready(t, &spec)
+                    };
                     let mut v = json!({
                         "name": t.name,
                         "image": t.image,
                         "imageID": t.image_id,
-                        "ready": t.running() || (init_list && t.exited().is_some_and(|e| e.exit_code == 0)),
+                        "ready": ready,
                         "restartCount": t.run,
-                        "started": t.running(),
+                        "started": started,
                         "state": state,
                         "lastState": t.last.as_ref().map(|l| json!({"terminated": l.to_json()})).unwrap_or(json!({})),
                     });
@@ -1031,7 +1368,7 @@ impl Worker {
         };
         let unready: Vec<&str> = apps
             .iter()
-            .filter(|t| !t.running())
+            .filter(|t| !self.started_and_ready(t, &spec).1)
             .map(|t| t.name.as_str())
             .collect();
         let incomplete: Vec<&str> = init
@@ -1224,14 +1561,14 @@ fn start_container(
     }
 }
 
-/// preStop, SIGTERM, wait until `deadline`, SIGKILL.
+/// preStop, SIGTERM, wait until `deadline`, SIGKILL. `message` is the `Killing` event's.
 async fn stop_container(
     ctx: &Ctx,
     pod: Option<&Value>,
-    name: &str,
     id: &str,
     container: Option<&Container>,
     deadline: Instant,
+    message: &str,
 ) {
     let runtime = ctx.kubelet.runtime.clone();
     let rid = id.to_string();
@@ -1245,12 +1582,7 @@ async fn stop_container(
         return;
     }
     if let Some(p) = pod {
-        ctx.events.record(
-            p,
-            EventType::Normal,
-            "Killing",
-            &format!("Stopping container {name}"),
-        );
+        ctx.events.record(p, EventType::Normal, "Killing", message);
     }
     if let Some(hook) = container
         .and_then(|c| c.lifecycle.as_ref())
@@ -1416,6 +1748,44 @@ mod tests {
         );
         assert!(crate::runtime::spec::valid_id(&id));
         assert_eq!(parse_id("garbage"), None);
+    }
+
+    #[test]
+    fn started_and_ready_follow_the_probes_of_the_current_run() {
+        let c: Container = serde_json::from_value(json!({"name": "web",
+            "startupProbe": {"exec": {"command": ["true"]}},
+            "readinessProbe": {"exec": {"command": ["true"]}}}))
+        .unwrap();
+        let plain = Container {
+            name: "web".into(),
+            ..Default::default()
+        };
+        let mut t = Track::new(&c, false);
+        assert_eq!(started_and_ready(&t, Some(&c), None), (false, false));
+        t.run_id = Some("u_web_0".into());
+        t.state = Some(RunState::Running {
+            started_at: String::new(),
+        });
+        assert_eq!(started_and_ready(&t, Some(&plain), None), (true, true));
+        let mut p = RunProbes {
+            run_id: "u_web_0".into(),
+            started: false,
+            ready: true,
+            failed: None,
+            startup_spawned: true,
+            others_spawned: false,
+            tasks: Vec::new(),
+        };
+        // Not started: not ready, whatever readiness said.
+        assert_eq!(started_and_ready(&t, Some(&c), Some(&p)), (false, false));
+        p.started = true;
+        assert_eq!(started_and_ready(&t, Some(&c), Some(&p)), (true, true));
+        p.ready = false;
+        assert_eq!(started_and_ready(&t, Some(&c), Some(&p)), (true, false));
+        // Results of an earlier run count for nothing.
+        p.ready = true;
+        t.run_id = Some("u_web_1".into());
+        assert_eq!(started_and_ready(&t, Some(&c), Some(&p)), (false, false));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 mod grpc;
 mod http;
 pub mod netns;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::future::Future;
