@@ -60,6 +60,9 @@ pub struct Config {
     /// The first CrashLoopBackOff delay in milliseconds (Kubernetes: 10 s), doubling up to
     /// five minutes.
     pub crash_loop_back_off_base_millis: u64,
+    /// The first delay in milliseconds before the Job controller replaces a failed pod
+    /// (Kubernetes: 10 s), doubling up to six minutes.
+    pub job_back_off_base_millis: u64,
     /// Most processes one pod may run (its pod cgroup's pids limit); -1: no limit.
     pub pod_pids_limit: i64,
 }
@@ -78,6 +81,7 @@ impl Default for Config {
             run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             cgroup_parent: DEFAULT_CGROUP_PARENT.to_string(),
             crash_loop_back_off_base_millis: 10_000,
+            job_back_off_base_millis: 10_000,
             pod_pids_limit: -1,
         }
     }
@@ -401,8 +405,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         kubelet.services(),
     );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let mut controllers =
-        crate::controllers::start(store.clone(), meta_name(&node), shutdown_rx.clone());
+    let settings = crate::controllers::Settings {
+        job_back_off_base: std::time::Duration::from_millis(config.job_back_off_base_millis.max(1)),
+    };
+    let mut controllers = crate::controllers::start(
+        store.clone(),
+        meta_name(&node),
+        settings,
+        shutdown_rx.clone(),
+    );
     controllers.extend(kubelet.start(
         store.clone(),
         meta_name(&node),

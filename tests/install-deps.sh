@@ -12,6 +12,7 @@ packages=(
   systemd           # systemd-analyze verify of the installed unit
   tmux              # drives the real TUI in tests/tui.rs
   util-linux        # setpriv: the TUI as another user (tests/tui.rs)
+  tzdata            # IANA zones for CronJob timeZone (unit and integration tests)
 )
 missing=()
 for p in "${packages[@]}"; do

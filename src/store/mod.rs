@@ -605,13 +605,15 @@ impl Store {
         {
             map.remove("status");
         }
-        let mut obj = rt.admit(&obj, None)?;
-        let name = meta::name(&obj).to_string();
+        // The uid comes before admission, as Kubernetes' `BeforeCreate` fills it before the
+        // create strategy runs: a Job's generated selector names it.
         meta::set(
             &mut obj,
             "uid",
             Some(Value::String(uuid::Uuid::new_v4().to_string())),
         );
+        let mut obj = rt.admit(&obj, None)?;
+        let name = meta::name(&obj).to_string();
         meta::set(
             &mut obj,
             "creationTimestamp",

@@ -179,13 +179,14 @@ impl TestDaemon {
         if !has_pods() && !has_containers() {
             return;
         }
-        // Controllers first, or they replace the pods deleted below.
+        // Controllers first, or they replace the pods deleted below (CronJobs before the
+        // Jobs they would start).
         for kind in [
+            "cronjobs",
             "deployments",
             "replicasets",
             "statefulsets",
             "jobs",
-            "cronjobs",
         ] {
             let o = self.cli(&["get", kind, "-A", "-o", "json"]);
             let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();

@@ -10,7 +10,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use super::apps::default_pod_template;
 use super::cron::validate_schedule;
 use super::pod::validate_pod_template;
-use super::{default_str, immutable};
+use super::{default_str, immutable, json_of};
 use crate::api::error::FieldError;
 use crate::api::registry::Admit;
 use crate::api::validation::{
@@ -44,26 +44,60 @@ impl Admit for Job {
         spec.pod_replacement_policy
             .get_or_insert_with(|| replacement.into());
         default_job_spec_nested(spec);
-        // A Job without labels takes its template's.
-        let template_labels = spec
+        // A Job without labels takes its template's. Kubernetes does this again whenever
+        // it reads a Job back, so a Job created without any labels shows the generated ones.
+        copy_template_labels(self);
+    }
+
+    /// Kubernetes' `generateSelector`: unless `manualSelector`, the selector is the Job's
+    /// uid (which the store assigns before admission, as Kubernetes' `BeforeCreate` does),
+    /// and the template is labelled with the uid and the Job's name, both under the legacy
+    /// and the `batch.kubernetes.io/` keys. Create only, as in Kubernetes; the Job's own
+    /// labels are copied from the user's template labels first, as Kubernetes' defaulting
+    /// runs before its create strategy.
+    fn prepare_for_create(&mut self) {
+        copy_template_labels(self);
+        let (Some(uid), Some(name)) = (self.metadata.uid.clone(), self.metadata.name.clone())
+        else {
+            return;
+        };
+        let Some(spec) = self.spec.as_mut() else {
+            return;
+        };
+        if spec.manual_selector == Some(true) {
+            return;
+        }
+        let labels = spec
             .template
             .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone());
-        if self.metadata.labels.as_ref().is_none_or(|l| l.is_empty())
-            && let Some(labels) = template_labels
-        {
-            self.metadata.labels = Some(labels);
+            .get_or_insert_with(Default::default)
+            .labels
+            .get_or_insert_with(Default::default);
+        for (key, value) in [
+            (LEGACY_CONTROLLER_UID_LABEL, &uid),
+            (CONTROLLER_UID_LABEL, &uid),
+            (LEGACY_JOB_NAME_LABEL, &name),
+            (JOB_NAME_LABEL, &name),
+        ] {
+            // A conflicting label the user set stays, and validation refuses it.
+            labels
+                .entry(key.to_string())
+                .or_insert_with(|| value.clone());
         }
-        // TODO(job controller): Kubernetes generates `spec.selector` here (unless
-        // `manualSelector`) from the Job's uid, labelling the template with
-        // `batch.kubernetes.io/controller-uid` and `controller-uid`. It needs the uid the
-        // store assigns; until the Job controller lands a Job may have no selector.
+        spec.selector
+            .get_or_insert_with(Default::default)
+            .match_labels
+            .get_or_insert_with(Default::default)
+            .entry(CONTROLLER_UID_LABEL.to_string())
+            .or_insert(uid);
     }
 
     fn validate(&self, errs: &mut Vec<FieldError>) {
         match &self.spec {
-            Some(spec) => validate_job_spec(spec, "spec", errs),
+            Some(spec) => {
+                validate_job_spec(spec, "spec", errs);
+                validate_generated_selector(self, spec, errs);
+            }
             None => errs.push(FieldError::required("spec", "")),
         }
     }
@@ -89,6 +123,52 @@ impl Admit for Job {
             &old.pod_failure_policy,
             errs,
         );
+    }
+}
+
+/// The labels Kubernetes' `generateSelector` puts on a Job's pod template.
+pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+pub const LEGACY_CONTROLLER_UID_LABEL: &str = "controller-uid";
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+pub const LEGACY_JOB_NAME_LABEL: &str = "job-name";
+
+/// A Job without labels of its own takes its template's.
+fn copy_template_labels(job: &mut Job) {
+    let template_labels = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .filter(|l| !l.is_empty());
+    if job.metadata.labels.as_ref().is_none_or(|l| l.is_empty())
+        && let Some(labels) = template_labels
+    {
+        job.metadata.labels = Some(labels);
+    }
+}
+
+/// Without `manualSelector`, the selector must be exactly the generated one (a selector
+/// the user wrote is refused, as in Kubernetes). Jobs stored without a selector are let be.
+fn validate_generated_selector(job: &Job, spec: &JobSpec, errs: &mut Vec<FieldError>) {
+    let (Some(uid), Some(selector)) = (job.metadata.uid.as_deref(), spec.selector.as_ref()) else {
+        return;
+    };
+    if spec.manual_selector == Some(true) {
+        return;
+    }
+    let generated = selector
+        .match_expressions
+        .as_ref()
+        .is_none_or(Vec::is_empty)
+        && selector.match_labels.as_ref().is_some_and(|m| {
+            m.len() == 1 && m.get(CONTROLLER_UID_LABEL).map(String::as_str) == Some(uid)
+        });
+    if !generated {
+        errs.push(invalid_raw(
+            "spec.selector",
+            json_of(selector),
+            "`selector` not auto-generated",
+        ));
     }
 }
 
@@ -357,7 +437,7 @@ mod tests {
         assert!(spec.get("manualSelector").is_none());
         assert!(
             spec.get("selector").is_none(),
-            "generated by the Job controller later"
+            "generated only with the uid the store assigns"
         );
         assert_eq!(
             out["metadata"]["labels"],
@@ -373,6 +453,59 @@ mod tests {
         // Only completions set: parallelism 1.
         let five = ok(&patched(&job(), json!({"spec": {"completions": 5}})));
         assert_eq!(five["spec"]["parallelism"], 1);
+    }
+
+    #[test]
+    fn created_jobs_get_a_generated_selector() {
+        let with_uid = patched(&job(), json!({"metadata": {"uid": "u-1"}}));
+        let out = ok(&with_uid);
+        assert_eq!(
+            out["spec"]["selector"],
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})
+        );
+        assert_eq!(
+            out["spec"]["template"]["metadata"]["labels"],
+            json!({
+                "app": "pi",
+                "batch.kubernetes.io/controller-uid": "u-1",
+                "batch.kubernetes.io/job-name": "pi",
+                "controller-uid": "u-1",
+                "job-name": "pi"
+            })
+        );
+        // The Job's own labels are the user's template labels, as in Kubernetes.
+        assert_eq!(out["metadata"]["labels"], json!({"app": "pi"}));
+        // Without template labels, the Job shows the generated ones.
+        let bare = patched(
+            &with_uid,
+            json!({"spec": {"template": {"metadata": {"labels": null}}}}),
+        );
+        let out = ok(&bare);
+        assert_eq!(out["metadata"]["labels"]["job-name"], "pi");
+        // Updates keep the selector (it is immutable and not generated again).
+        admit_update(&out, Some(&out)).expect("unchanged update");
+        // A selector the user wrote needs manualSelector.
+        rejects(
+            &patched(
+                &with_uid,
+                json!({"spec": {"selector": {"matchLabels": {"app": "pi"}}}}),
+            ),
+            "spec.selector",
+            "`selector` not auto-generated",
+        );
+        // With manualSelector nothing is generated.
+        let manual = ok(&patched(
+            &with_uid,
+            json!({"spec": {"manualSelector": true, "selector": {"matchLabels": {"app": "pi"}}}}),
+        ));
+        assert_eq!(
+            manual["spec"]["selector"],
+            json!({"matchLabels": {"app": "pi"}})
+        );
+        assert_eq!(
+            manual["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "pi"})
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod pod;
 mod service;
 mod storage;
 
-pub use cron::validate_schedule;
+pub use cron::{Schedule, validate_schedule};
 pub use pod::{default_pod_spec, pod_qos_class, validate_pod_spec, validate_pod_template};
 
 use serde::Serialize;
