@@ -7,7 +7,9 @@ mod exec;
 mod portforward;
 
 pub use exec::{ExecEvent, ExecOptions, ExecReader, ExecWriter};
-pub use portforward::{ForwardEvent, PortForwardConn, serve_local};
+pub use portforward::{
+    ForwardError, ForwardEvent, ForwardTarget, PortForwardConn, PortSpec, serve_local,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -53,6 +55,9 @@ pub enum ClientError {
     /// reported it.
     #[error("{message}")]
     PortForward { port: u16, message: String },
+    /// What to forward to cannot be used (no running pod, no such port, …).
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
 }
 
 /// A client for one daemon socket. Cheap to clone.
