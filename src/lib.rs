@@ -19,7 +19,8 @@
 //! - [`kubelet`]: runs this node's pods: Node registration, one worker per pod (sandbox,
 //!   init and app containers, restarts with back-off, status, graceful termination,
 //!   re-adoption after a restart), and the node
-//!   side of the API (logs, exec, images, metrics) behind the traits of `server::node`.
+//!   side of the API (logs, exec, port-forward, images, metrics) behind the traits of
+//!   `server::node`.
 //!   The only module that touches the runtime, images, volumes and the network. Depends
 //!   on `api`, `store`, `events`, `server::node` (a contract, not the HTTP server), and
 //!   `runtime`/`image`.

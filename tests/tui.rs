@@ -292,3 +292,77 @@ spec:
     t.type_text("q");
     eventually(20, "the TUI to exit", || (!t.alive()).then_some(()));
 }
+
+#[test]
+fn shift_f_forwards_a_pod_port_while_the_tui_runs() {
+    use std::io::{Read, Write};
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let pod = d.write(
+        "web.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: berth.local/busybox:latest
+    imagePullPolicy: Never
+    command: [sh, -c, 'mkdir -p /www && echo hello-from-the-tui > /www/index.html && exec httpd -f -p 8080 -h /www']
+    ports:
+    - containerPort: 8080
+    readinessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+",
+    );
+    ok(&d.cli(&["apply", "-f", pod.to_str().unwrap()]));
+    eventually(60, "the pod to be ready", || {
+        let o = d.cli(&["get", "pod", "web", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        v["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            .then_some(())
+    });
+    let t = Tmux::start(&d, &tui_command(&d, ""));
+    t.wait_for("Pods(all)");
+    t.wait_for("web");
+    t.type_text("F");
+    t.wait_for("8080:8080_");
+    // Any free local port: `:8080`.
+    for _ in 0..4 {
+        t.key("BSpace");
+    }
+    t.wait_for("8080:_");
+    for _ in 0..4 {
+        t.key("BSpace");
+    }
+    t.type_text(":8080");
+    t.key("Enter");
+    let screen = t.wait_for("→ pod/web:8080");
+    let at = screen.find("127.0.0.1:").expect("the local address") + "127.0.0.1:".len();
+    let port: u16 = screen[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("a port");
+    for _ in 0..2 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .expect("timeout");
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("request");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("answer");
+        assert!(answer.contains("hello-from-the-tui"), "{answer}");
+    }
+    t.type_text("q");
+    eventually(20, "the TUI to exit", || (!t.alive()).then_some(()));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the forward ends with the TUI"
+    );
+}

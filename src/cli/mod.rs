@@ -8,6 +8,7 @@ mod image;
 mod logs;
 pub mod manifest;
 mod node;
+pub mod portforward;
 mod top;
 
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ pub enum Command {
     Top(TopArgs),
     /// Run a command in a container of a pod.
     Exec(exec::ExecArgs),
+    /// Forward local ports to a pod (or a pod of a service or deployment).
+    PortForward(portforward::PortForwardArgs),
     /// Show the client and server versions.
     Version,
     /// Check that this host can run berth; print each problem with its fix.
@@ -323,6 +326,7 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         Command::Logs(a) => logs::logs(&client, a).await,
         Command::Top(a) => top::top(&client, a).await,
         Command::Version => version(&client).await,
+        Command::PortForward(a) => portforward::port_forward(&client, a).await,
         Command::Exec(a) => {
             return exec::exec(&client, a).await.unwrap_or_else(|e| {
                 eprintln!("error: {e}");

@@ -46,7 +46,7 @@ pub enum ExecEvent {
     Failed(ApiError),
 }
 
-type Ws = WebSocketStream<UnixStream>;
+pub(super) type Ws = WebSocketStream<UnixStream>;
 
 /// The sending half: stdin, its end, terminal sizes.
 pub struct ExecWriter(SplitSink<Ws, Message>);
@@ -80,13 +80,27 @@ impl Client {
             encode_segment(pod),
             query.finish()
         );
+        let ws = self.websocket(uri, PROTOCOL, "exec").await?;
+        let (sink, stream) = ws.split();
+        Ok((ExecWriter(sink), ExecReader(stream)))
+    }
+
+    /// Opens a WebSocket on the daemon's socket (`uri` is `ws://berth/…`), asking for
+    /// `protocol`; `what` names the request in errors. A refused upgrade becomes the
+    /// daemon's Status error.
+    pub(super) async fn websocket(
+        &self,
+        uri: String,
+        protocol: &'static str,
+        what: &str,
+    ) -> Result<Ws, ClientError> {
         let decode_err = |message: String| ClientError::Decode { status: 0, message };
         let mut request = uri
             .into_client_request()
-            .map_err(|e| decode_err(format!("bad exec request: {e}")))?;
+            .map_err(|e| decode_err(format!("bad {what} request: {e}")))?;
         request
             .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(PROTOCOL));
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol));
         let stream = self.connect_unix().await?;
         let (ws, response) = match tokio_tungstenite::client_async(request, stream).await {
             Ok(r) => r,
@@ -99,24 +113,23 @@ impl Client {
                         &body,
                     ) {
                         Err(e) => e,
-                        Ok(_) => decode_err(format!("the exec upgrade was refused ({status})")),
+                        Ok(_) => decode_err(format!("the {what} upgrade was refused ({status})")),
                     },
                 );
             }
-            Err(e) => return Err(decode_err(format!("the exec connection failed: {e}"))),
+            Err(e) => return Err(decode_err(format!("the {what} connection failed: {e}"))),
         };
         let agreed = response
             .headers()
             .get("Sec-WebSocket-Protocol")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        if agreed != PROTOCOL {
+        if agreed != protocol {
             return Err(decode_err(format!(
-                "the daemon answered the exec with subprotocol {agreed:?}, not {PROTOCOL}"
+                "the daemon answered the {what} with subprotocol {agreed:?}, not {protocol}"
             )));
         }
-        let (sink, stream) = ws.split();
-        Ok((ExecWriter(sink), ExecReader(stream)))
+        Ok(ws)
     }
 
     async fn connect_unix(&self) -> Result<UnixStream, ClientError> {

@@ -4,8 +4,12 @@
 //! The socket is found through `--socket`, else `BERTH_SOCKET`, else the default path.
 
 mod exec;
+mod portforward;
 
 pub use exec::{ExecEvent, ExecOptions, ExecReader, ExecWriter};
+pub use portforward::{
+    ForwardError, ForwardEvent, ForwardTarget, PortForwardConn, PortSpec, serve_local,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -47,6 +51,13 @@ pub enum ClientError {
     },
     #[error("the berth daemon sent an unreadable answer ({status}): {message}")]
     Decode { status: u16, message: String },
+    /// A forwarded connection to a pod's port failed (refused, broken), as the daemon
+    /// reported it.
+    #[error("{message}")]
+    PortForward { port: u16, message: String },
+    /// What to forward to cannot be used (no running pod, no such port, …).
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
 }
 
 /// A client for one daemon socket. Cheap to clone.

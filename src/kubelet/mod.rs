@@ -1,7 +1,7 @@
 //! The kubelet: runs this node's pods. It registers the Node ([`node`]), owns the container
 //! runtime ([`crate::runtime`]) and the local images ([`crate::image`]), runs one worker per
-//! bound pod, and serves the node side of the API (logs, exec, images, metrics) through
-//! [`crate::server::node`]'s traits.
+//! bound pod, and serves the node side of the API (logs, exec, port-forward, images,
+//! metrics) through [`crate::server::node`]'s traits.
 
 pub mod container;
 pub mod exec;
@@ -10,6 +10,7 @@ pub mod logs;
 pub mod metrics;
 pub mod node;
 pub mod pods;
+pub mod portforward;
 pub mod prober;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +84,7 @@ impl Kubelet {
                 self.runtime.clone(),
             )))),
             exec: Some(Arc::new(exec::Exec(self.runtime.clone()))),
+            port_forward: Some(Arc::new(portforward::PortForward(self.runtime.clone()))),
         }
     }
 }

@@ -11,6 +11,7 @@ mod handlers;
 pub mod logs;
 pub mod metrics;
 pub mod node;
+pub mod portforward;
 pub mod routes;
 mod watch;
 
@@ -66,7 +67,7 @@ pub struct ServerConfig {
 pub struct ApiServer {
     pub store: Arc<Store>,
     pub config: ServerConfig,
-    /// Logs, exec, images and metrics, served by the kubelet.
+    /// Logs, exec, port-forward, images and metrics, served by the kubelet.
     pub node: node::NodeServices,
 }
 
@@ -214,6 +215,17 @@ impl ApiServer {
                     ));
                 }
                 exec::serve(self, r, req).await
+            }
+            routes::Route::Resource(r) if portforward::is_portforward(&r) => {
+                // Port-forward reaches into pods: a write, whatever the method.
+                if !identity.can_write {
+                    return Err(self.forbidden(
+                        identity,
+                        &Method::POST,
+                        &routes::Route::Resource(r),
+                    ));
+                }
+                portforward::serve(self, r, req).await
             }
             routes::Route::Resource(r) => {
                 let accept = header(&req, hyper::header::ACCEPT);

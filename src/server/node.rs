@@ -1,5 +1,5 @@
-//! What the API server asks of the node: container logs, exec, local images and resource
-//! metrics. The kubelet implements these traits; the server sees only them, so it keeps
+//! What the API server asks of the node: container logs, exec, port-forward, local images
+//! and resource metrics. The kubelet implements these traits; the server sees only them, so it keeps
 //! depending on `api` and `store` alone. A service that is absent (`None`) answers
 //! 503 ServiceUnavailable naming what is missing.
 //!
@@ -26,6 +26,7 @@ pub const CONTAINER_ID_SCHEME: &str = "berth://";
 pub struct NodeServices {
     pub logs: Option<Arc<dyn LogService>>,
     pub exec: Option<Arc<dyn ExecService>>,
+    pub port_forward: Option<Arc<dyn PortForwardService>>,
     pub images: Option<Arc<dyn ImageService>>,
     pub metrics: Option<Arc<dyn MetricsService>>,
 }
@@ -35,6 +36,7 @@ impl std::fmt::Debug for NodeServices {
         f.debug_struct("NodeServices")
             .field("logs", &self.logs.is_some())
             .field("exec", &self.exec.is_some())
+            .field("port_forward", &self.port_forward.is_some())
             .field("images", &self.images.is_some())
             .field("metrics", &self.metrics.is_some())
             .finish()
@@ -102,6 +104,22 @@ pub struct ExecProcess {
 
 pub trait ExecService: Send + Sync {
     fn exec(&self, request: ExecRequest) -> BoxFuture<Result<ExecProcess, ApiError>>;
+}
+
+/// A byte stream to a port of a pod (a TCP connection made inside its network namespace).
+pub trait PortStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> PortStream for T {}
+
+pub trait PortForwardService: Send + Sync {
+    /// Connects to `port` on the loopback of the pod with uid `pod_uid`, from inside the
+    /// pod's network namespace (pods have no address of their own yet). The error says
+    /// why, e.g. `connect: connection refused`.
+    fn connect(
+        &self,
+        pod_uid: String,
+        port: u16,
+    ) -> BoxFuture<Result<Box<dyn PortStream>, ApiError>>;
 }
 
 /// Local images, as JSON objects (`kind: Image`, see the image service for the fields).

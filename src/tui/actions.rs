@@ -13,6 +13,7 @@ use super::state::{Dialog, Flash, Mode, Source, State, Target, TextView};
 use crate::api::describe::{Related, describe_with};
 use crate::api::registry;
 use crate::api::table;
+use crate::client::PortSpec;
 
 /// What a key asks for in the table.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +34,8 @@ pub enum Action {
     Edit,
     Delete,
     Scale,
+    /// Port-forward to the selected pod or service (k9s' shift-f).
+    PortForward,
     /// Rollout restart (deployments, statefulsets).
     Restart,
     Events,
@@ -52,6 +55,8 @@ pub enum Effect {
     Refresh(Source),
     Delete(Target),
     Scale(Target, i64),
+    /// Start a port-forward to a pod or service that runs as long as the TUI.
+    PortForward(Target, PortSpec),
     /// `kubectl rollout restart`: stamp the pod template so every pod is replaced.
     Restart(Target),
     /// Open the object in `$EDITOR` and apply the result.
@@ -115,6 +120,7 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('v') => Action::Events,
         KeyCode::Char('e') if state.source.kind().is_some() => Action::Edit,
         KeyCode::Char('S') if state.source.scalable() => Action::Scale,
+        KeyCode::Char('F') if state.source.forwardable() => Action::PortForward,
         KeyCode::Char('r') if restartable(state) => Action::Restart,
         KeyCode::Char('l') if is_pods(state) => Action::Logs,
         KeyCode::Char('s') if is_pods(state) => Action::Shell,
@@ -143,6 +149,9 @@ pub fn sort_keys(state: &State) -> Vec<(char, usize)> {
     if state.source.scalable() {
         reserved.push('S');
     }
+    if state.source.forwardable() {
+        reserved.push('F');
+    }
     let headers = &state.table.headers;
     let mut order: Vec<usize> = Vec::new();
     for first in ["NAME", "AGE", "STATUS"] {
@@ -168,6 +177,21 @@ pub fn sort_keys(state: &State) -> Vec<(char, usize)> {
     keys
 }
 
+/// The port a forward to this pod or service most likely wants: the first container port
+/// of a pod, the first port of a service.
+fn first_port(obj: &Value) -> Option<u64> {
+    let from_pod = table::list(obj, "/spec/containers")
+        .iter()
+        .flat_map(|c| table::list(c, "/ports"))
+        .find_map(|p| p.get("containerPort").and_then(Value::as_u64));
+    from_pod.or_else(|| {
+        table::list(obj, "/spec/ports")
+            .first()
+            .and_then(|p| p.get("port"))
+            .and_then(Value::as_u64)
+    })
+}
+
 /// Every key of the current view with what it does, for `?`.
 pub fn help(state: &State) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = COMMON_KEYS
@@ -183,6 +207,9 @@ pub fn help(state: &State) -> Vec<(String, String)> {
     }
     if state.source.scalable() {
         out.push(("S".into(), "scale".into()));
+    }
+    if state.source.forwardable() {
+        out.push(("shift-F".into(), "port-forward".into()));
     }
     if restartable(state) {
         out.push(("r".into(), "rollout restart".into()));
@@ -340,6 +367,22 @@ fn dialog_key(dialog: &mut Dialog, key: KeyEvent, height: usize) -> Result<Vec<E
             }
             _ => Ok(Vec::new()),
         },
+        Dialog::PortForward { input, .. } => match key.code {
+            KeyCode::Esc => Err(Outcome::Cancel),
+            KeyCode::Enter => Err(Outcome::Confirm),
+            KeyCode::Backspace => {
+                input.pop();
+                Ok(Vec::new())
+            }
+            // Numbers, `:`, and port names (lowercase letters, digits, `-`).
+            KeyCode::Char(c)
+                if (c.is_ascii_alphanumeric() || c == ':' || c == '-') && input.len() < 24 =>
+            {
+                input.push(c);
+                Ok(Vec::new())
+            }
+            _ => Ok(Vec::new()),
+        },
         Dialog::Logs(viewer) => match viewer.key(key, height) {
             LogKey::Close => Err(Outcome::Cancel),
             LogKey::Save => Err(Outcome::Save),
@@ -366,6 +409,18 @@ fn finish_dialog(state: &mut State, mode: Mode, outcome: Outcome) -> Vec<Effect>
                 Vec::new()
             }
         },
+        (Dialog::PortForward { target, input }, Outcome::Confirm) => {
+            match PortSpec::parse(&input) {
+                Ok(spec) => vec![Effect::PortForward(target, spec)],
+                Err(e) => {
+                    state.flash = Some(Flash {
+                        text: format!("port-forward: {e}"),
+                        error: true,
+                    });
+                    Vec::new()
+                }
+            }
+        }
         (Dialog::Logs(viewer), Outcome::Save) => {
             state.mode = Mode::Dialog(Dialog::Logs(viewer));
             vec![Effect::SaveLogs]
@@ -418,7 +473,7 @@ pub fn apply(state: &mut State, action: Action, height: usize) -> Vec<Effect> {
         Action::Help => state.mode = Mode::Dialog(Dialog::Help),
         Action::Refresh => return vec![Effect::Refresh(state.source)],
         Action::Enter => return drill_down(state),
-        Action::Delete | Action::Edit | Action::Scale | Action::Restart => {
+        Action::Delete | Action::Edit | Action::Scale | Action::Restart | Action::PortForward => {
             let Some(target) = state.selected_target() else {
                 return Vec::new();
             };
@@ -433,6 +488,13 @@ pub fn apply(state: &mut State, action: Action, height: usize) -> Vec<Effect> {
                 Action::Delete => state.mode = Mode::Dialog(Dialog::ConfirmDelete(target)),
                 Action::Edit => return vec![Effect::Edit(target)],
                 Action::Restart => return vec![Effect::Restart(target)],
+                Action::PortForward => {
+                    let port = state.selected_object().and_then(first_port);
+                    state.mode = Mode::Dialog(Dialog::PortForward {
+                        target,
+                        input: port.map(|p| format!("{p}:{p}")).unwrap_or_default(),
+                    });
+                }
                 _ => {
                     let current = state
                         .selected_object()
@@ -843,6 +905,54 @@ mod tests {
         typed(&mut s, "3");
         let effects = handle_key(&mut s, key(KeyCode::Enter), 10);
         assert!(matches!(&effects[..], [Effect::Scale(t, 3)] if t.name == "web"));
+    }
+
+    #[test]
+    fn shift_f_forwards_pods_and_services_from_a_dialog() {
+        let mut s = state_with_deployment();
+        run_command(&mut s, "deploy");
+        assert_eq!(action_for(&s, ch('F')), None, "not on deployments");
+        run_command(&mut s, "svc");
+        assert_eq!(action_for(&s, ch('F')), Some(Action::PortForward));
+        assert!(
+            help(&s)
+                .iter()
+                .any(|(k, d)| k == "shift-F" && d == "port-forward")
+        );
+        assert!(sort_keys(&s).iter().all(|(c, _)| *c != 'F'));
+        run_command(&mut s, "po");
+        assert_eq!(action_for(&s, ch('F')), Some(Action::PortForward));
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "default", "uid": "u1",
+                "creationTimestamp": "2026-11-23T09:00:00Z"},
+            "spec": {"containers": [{"name": "web", "image": "nginx",
+                "ports": [{"containerPort": 8080}]}]},
+            "status": {"phase": "Running"}});
+        s.replace_all(&s.source.clone(), vec![pod]);
+        s.refresh_table();
+        s.select(0);
+        handle_key(&mut s, ch('F'), 10);
+        assert!(
+            matches!(&s.mode, Mode::Dialog(Dialog::PortForward { input, .. }) if input == "8080:8080"),
+            "prefilled with the first container port"
+        );
+        for _ in 0..4 {
+            handle_key(&mut s, key(KeyCode::Backspace), 10);
+        }
+        let effects = typed(&mut s, "9000");
+        assert!(effects.is_empty());
+        let effects = handle_key(&mut s, key(KeyCode::Enter), 10);
+        assert!(matches!(
+            &effects[..],
+            [Effect::PortForward(t, spec)] if t.name == "web-1" && spec.local == 8080 && spec.remote == "9000"
+        ));
+        handle_key(&mut s, ch('F'), 10);
+        for _ in 0..9 {
+            handle_key(&mut s, key(KeyCode::Backspace), 10);
+        }
+        typed(&mut s, "x:80");
+        assert!(handle_key(&mut s, key(KeyCode::Enter), 10).is_empty());
+        assert!(s.flash.as_ref().is_some_and(|f| f.error));
     }
 
     #[test]

@@ -36,10 +36,10 @@ use tokio::sync::mpsc;
 
 use self::actions::Effect;
 use self::logs::LogSource;
-use self::state::{Dialog, Flash, Mode, Source, State, Target};
+use self::state::{ActiveForward, Dialog, Flash, Mode, Source, State, Target};
 use self::watch::Update;
 use crate::api::ApiError;
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, ForwardEvent, ForwardTarget, PortSpec};
 
 /// Errors that end the TUI.
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +302,8 @@ struct App {
     watched: std::collections::HashSet<String>,
     log_task: Option<tokio::task::JoinHandle<()>>,
     log_generation: u64,
+    /// Port-forwards started with shift-F; they run until the TUI ends.
+    forwards: Vec<tokio::task::JoinHandle<()>>,
 }
 
 async fn event_loop(
@@ -319,6 +321,7 @@ async fn event_loop(
         watched: Default::default(),
         log_task: None,
         log_generation: 0,
+        forwards: Vec::new(),
     };
     for name in ALWAYS_WATCHED {
         if let Some(source) = Source::resolve(name) {
@@ -419,6 +422,9 @@ impl App {
         if let Some(t) = self.log_task.take() {
             t.abort();
         }
+        for t in self.forwards.drain(..) {
+            t.abort();
+        }
         // Watch tasks end when the channel closes (their next send fails) or with the
         // runtime when `berth` exits.
     }
@@ -443,6 +449,19 @@ impl App {
                 }
                 Err(e) => show_error(state, &what, &e),
             },
+            Update::Forwarding(forward) => {
+                state.flash = Some(Flash {
+                    text: format!("forwarding {}", forward.display()),
+                    error: false,
+                });
+                state.forwards.push(forward);
+            }
+            Update::ForwardFailed(message) => {
+                state.flash = Some(Flash {
+                    text: message,
+                    error: true,
+                })
+            }
             Update::Log(generation, chunk) => {
                 if generation == self.log_generation
                     && let Mode::Dialog(Dialog::Logs(viewer)) = &mut state.mode
@@ -502,6 +521,19 @@ impl App {
                 let what = format!("scaled {} to {replicas}", target.display());
                 let patch = serde_json::json!({"spec": {"replicas": replicas}});
                 self.patch_in_background(target, patch, what);
+            }
+            Effect::PortForward(target, spec) => {
+                let client = self.client.clone();
+                let tx = self.tx.clone();
+                self.forwards.push(tokio::spawn(async move {
+                    let what = format!("port-forward to {}", target.display());
+                    if let Err(e) = forward(client, target, spec, tx.clone()).await {
+                        let _ = tx.send(Update::Done {
+                            what,
+                            result: Err(e),
+                        });
+                    }
+                }));
             }
             Effect::Restart(target) => {
                 let what = format!("{} restarted", target.display());
@@ -737,6 +769,59 @@ impl App {
             Err(e) => show_error(state, &what, &e),
         }
     }
+}
+
+/// Runs a port-forward to the pod or service `target` until aborted: finds the pod and
+/// port, listens on 127.0.0.1, reports that it listens, then forwards every connection
+/// (their failures come back as flashes). Fails when it cannot start.
+async fn forward(
+    client: Client,
+    target: Target,
+    spec: PortSpec,
+    tx: mpsc::UnboundedSender<Update>,
+) -> Result<(), ClientError> {
+    let named = match target.source {
+        Source::Kind(rt) if rt.kind == "Service" => ForwardTarget::Service(target.name.clone()),
+        _ => ForwardTarget::Pod(target.name.clone()),
+    };
+    let (pod, ports) = client
+        .resolve_forward(
+            &target.namespace,
+            &named,
+            std::slice::from_ref(&spec.remote),
+        )
+        .await?;
+    let remote = ports.first().copied().unwrap_or_default();
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, spec.local))
+        .await
+        .map_err(|e| ClientError::PortForward {
+            port: remote,
+            message: format!("unable to listen on 127.0.0.1:{}: {e}", spec.local),
+        })?;
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| format!("127.0.0.1:{}", spec.local));
+    let pod_name = crate::api::meta::name(&pod).to_string();
+    let _ = tx.send(Update::Forwarding(ActiveForward {
+        local: local.clone(),
+        pod: format!("pod/{pod_name}"),
+        remote,
+    }));
+    crate::client::serve_local(
+        client,
+        listener,
+        target.namespace.clone(),
+        pod_name,
+        remote,
+        move |event| {
+            if let ForwardEvent::Error(e) = event {
+                let _ = tx.send(Update::ForwardFailed(format!("port-forward {local}: {e}")));
+            }
+        },
+    )
+    .await;
+    Ok(())
 }
 
 /// Shows a failed write; a 403 also turns the TUI read-only, with the server's reason.

@@ -244,6 +244,28 @@ fn dialogs() {
     );
     snap("dialog_delete", &with_key(view("pods"), Action::Delete));
     snap("dialog_scale", &with_key(view("deploy"), Action::Scale));
+    snap(
+        "dialog_port_forward",
+        &with_key(view("pods"), Action::PortForward),
+    );
+    let mut s = with_key(view("pods"), Action::Help);
+    s.forwards = vec![
+        super::state::ActiveForward {
+            local: "127.0.0.1:8080".into(),
+            pod: "pod/web-7d4b9c-x2k8p".into(),
+            remote: 80,
+        },
+        super::state::ActiveForward {
+            local: "127.0.0.1:41234".into(),
+            pod: "pod/db-0".into(),
+            remote: 5432,
+        },
+    ];
+    snap("dialog_help_pods_forwarding", &s);
+    s.mode = Mode::Normal;
+    snap("pods_forwarding_status", &s);
+    s.forwards.truncate(1);
+    snap("pods_one_forward_status", &s);
 
     let mut s = view("pods");
     s.select(1);

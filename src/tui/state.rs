@@ -76,6 +76,11 @@ impl Source {
         registry::resolve(&lower).map(Source::Kind)
     }
 
+    /// Whether `F` port-forwards to objects of this view (pods, services).
+    pub fn forwardable(&self) -> bool {
+        self.is("", "Pod") || self.is("", "Service")
+    }
+
     /// Whether `S` scales objects of this view.
     pub fn scalable(&self) -> bool {
         matches!(self, Source::Kind(rt) if rt.scale_subresource)
@@ -206,6 +211,11 @@ pub enum Dialog {
         target: Target,
         input: String,
     },
+    /// `LOCAL:REMOTE` for a port-forward to a pod or service.
+    PortForward {
+        target: Target,
+        input: String,
+    },
     /// A failure the user must acknowledge.
     Error {
         title: String,
@@ -252,6 +262,23 @@ pub struct Usage {
     pub mem: i128,
 }
 
+/// A port-forward running for as long as the TUI does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveForward {
+    /// Where it listens: `127.0.0.1:8080`.
+    pub local: String,
+    /// The pod it forwards to: `pod/web-1`.
+    pub pod: String,
+    pub remote: u16,
+}
+
+impl ActiveForward {
+    /// `127.0.0.1:8080 → pod/web-1:80`.
+    pub fn display(&self) -> String {
+        format!("{} → {}:{}", self.local, self.pod, self.remote)
+    }
+}
+
 /// A short message on the status line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flash {
@@ -284,6 +311,8 @@ pub struct State {
     /// Why writes are refused (the server's 403 message), once one was.
     pub read_only: Option<String>,
     pub flash: Option<Flash>,
+    /// Port-forwards started from the TUI, oldest first.
+    pub forwards: Vec<ActiveForward>,
     pub usage: Option<Usage>,
     /// Each pod's usage from the metrics API, by (namespace, name).
     pub pod_usage: HashMap<(String, String), Usage>,
@@ -335,6 +364,7 @@ impl State {
             disconnected: None,
             read_only: None,
             flash: None,
+            forwards: Vec::new(),
             usage: None,
             pod_usage: HashMap::new(),
             color,

@@ -89,6 +89,25 @@ pub fn draw(frame: &mut Frame, state: &State) {
                 ],
                 false,
             ),
+            Dialog::PortForward { target, input } => draw_box(
+                frame,
+                body,
+                state,
+                " Port-forward ",
+                vec![
+                    Line::from(format!("Forward to {} as LOCAL:REMOTE:", target.display())),
+                    Line::from(Span::styled(
+                        format!("{input}_"),
+                        Style::default().add_modifier(Modifier::BOLD),
+                    )),
+                    Line::from(""),
+                    Line::from("Listens on 127.0.0.1:LOCAL (:REMOTE picks a free port)"),
+                    Line::from("while berth runs."),
+                    Line::from(""),
+                    Line::from("enter: forward    esc: cancel"),
+                ],
+                false,
+            ),
             Dialog::Error { title, message } => {
                 let mut lines: Vec<Line> =
                     message.lines().map(|l| Line::from(l.to_string())).collect();
@@ -559,18 +578,34 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &State) {
                 format!("read-only: {r}"),
                 paint(state, Style::default().fg(Color::Yellow)),
             )),
-            (None, None) => hints(
-                state,
-                &[
-                    ("?", "help"),
-                    (":", "view"),
-                    ("/", "filter"),
-                    ("d", "describe"),
-                    ("y", "yaml"),
-                    ("l", "logs"),
-                    ("ctrl-d", "delete"),
-                ],
-            ),
+            (None, None) => {
+                let mut line = hints(
+                    state,
+                    &[
+                        ("?", "help"),
+                        (":", "view"),
+                        ("/", "filter"),
+                        ("d", "describe"),
+                        ("y", "yaml"),
+                        ("l", "logs"),
+                        ("ctrl-d", "delete"),
+                    ],
+                );
+                // Running port-forwards first (state matters more than reminders): the
+                // one, or how many (`?` lists them).
+                let forwards = match state.forwards.as_slice() {
+                    [] => None,
+                    [one] => Some(format!("⇄ {}  ", one.display())),
+                    many => Some(format!("⇄ {} port-forwards  ", many.len())),
+                };
+                if let Some(text) = forwards {
+                    line.spans.insert(
+                        0,
+                        Span::styled(text, paint(state, Style::default().fg(Color::Green))),
+                    );
+                }
+                line
+            }
         },
     };
     frame.render_widget(Paragraph::new(line), area);
@@ -649,7 +684,12 @@ fn draw_help(frame: &mut Frame, area: Rect, state: &State) {
         .max()
         .unwrap_or(0);
     let key_style = paint(state, Style::default().fg(Color::Cyan)).add_modifier(Modifier::BOLD);
-    let rows = area.height.saturating_sub(2) as usize;
+    // The running port-forwards go below the keys: a blank line, a title, one line each.
+    let forward_rows = match state.forwards.len() {
+        0 => 0,
+        n => n + 2,
+    };
+    let rows = area.height.saturating_sub(2 + forward_rows as u16) as usize;
     let entry_w = keys
         .iter()
         .map(|(k, d)| key_w.max(k.chars().count()) + 2 + d.chars().count())
@@ -671,7 +711,15 @@ fn draw_help(frame: &mut Frame, area: Rect, state: &State) {
         }
         lines.push(Line::from(spans));
     }
-    let width = ((entry_w + 2) * columns + 2) as u16;
+    if !state.forwards.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled("Port-forwards", key_style)));
+        for f in &state.forwards {
+            lines.push(Line::from(format!("  {}", f.display())));
+        }
+    }
+    let widest = lines.iter().map(Line::width).max().unwrap_or(0);
+    let width = ((entry_w + 2) * columns + 2).max(widest + 2) as u16;
     let rect = centered(
         area,
         width.max(30),

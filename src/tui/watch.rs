@@ -51,6 +51,10 @@ pub enum Update {
         what: String,
         result: Result<(), ClientError>,
     },
+    /// A port-forward listens.
+    Forwarding(super::state::ActiveForward),
+    /// A connection of a running port-forward failed (the forward goes on).
+    ForwardFailed(String),
     /// A log chunk of the viewer's stream `generation`.
     Log(u64, LogChunk),
 }
