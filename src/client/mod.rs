@@ -4,6 +4,7 @@
 //! The socket is found through `--socket`, else `BERTH_SOCKET`, else the default path.
 
 mod exec;
+pub mod rollout;
 
 pub use exec::{ExecEvent, ExecOptions, ExecReader, ExecWriter};
 
