@@ -755,11 +755,20 @@ fn tolerations(tols: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// The `Pod Template:` section of a pod template alone, as `kubectl rollout history
+/// --revision` prints a revision.
+pub fn pod_template_text(template: &Value) -> String {
+    let mut out = Out::default();
+    pod_template(&mut out, 0, template);
+    out.finish()
+}
+
 fn pod_template(out: &mut Out, level: usize, template: &Value) {
     out.text(level, "Pod Template:");
     let l = level + 1;
     out.list(l, "Labels", labels(template.pointer("/metadata/labels")));
-    let annotations = labels(template.pointer("/metadata/annotations"));
+    // `key: value`, as kubectl prints a template's annotations (labels are `key=value`).
+    let annotations = annotations(template);
     if !annotations.is_empty() {
         out.list(l, "Annotations", annotations);
     }

@@ -9,6 +9,7 @@ mod logs;
 pub mod manifest;
 mod node;
 pub mod portforward;
+mod rollout;
 mod top;
 
 use std::path::PathBuf;
@@ -68,6 +69,12 @@ pub enum Command {
     GenerateMan { dir: PathBuf },
     /// Manage the node's local images (import, ls, inspect, rm).
     Image(image::ImageArgs),
+    /// Set the number of replicas of a Deployment, ReplicaSet or StatefulSet.
+    Scale(rollout::ScaleArgs),
+    /// Follow, list, undo, restart, pause or resume the rollouts of a Deployment.
+    Rollout(rollout::RolloutArgs),
+    /// Change part of an object in place (set image).
+    Set(rollout::SetArgs),
     /// Mark a node unschedulable: new pods stay Pending until uncordon.
     Cordon(node::NodeArgs),
     /// Mark a node schedulable again.
@@ -341,6 +348,9 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         }
         Command::GenerateMan { dir } => generate_man(&dir),
         Command::Image(a) => image::image(&client, a).await,
+        Command::Scale(a) => rollout::scale(&client, a).await,
+        Command::Rollout(a) => rollout::rollout(&client, a).await,
+        Command::Set(a) => rollout::set(&client, a).await,
         Command::Cordon(a) => node::set_unschedulable(&client, &a.node, true).await,
         Command::Uncordon(a) => node::set_unschedulable(&client, &a.node, false).await,
         Command::Drain(a) => node::drain(&client, a).await,
@@ -405,12 +415,24 @@ fn generate_man(dir: &std::path::Path) -> Result<(), CliError> {
         std::fs::write(&path, out)
             .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
     };
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = format!("berth-{}", sub.get_name());
-        write(
-            name.clone(),
-            sub.clone().display_name(name.clone()).bin_name(name),
-        )?;
+    // A page per command, and per subcommand of those that have them
+    // (`berth-rollout-status.1`).
+    fn pages(prefix: &str, cmd: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let name = format!("{prefix}-{}", sub.get_name());
+            out.push((
+                name.clone(),
+                sub.clone()
+                    .display_name(name.clone())
+                    .bin_name(name.clone()),
+            ));
+            pages(&name, sub, out);
+        }
+    }
+    let mut all = Vec::new();
+    pages("berth", &cmd, &mut all);
+    for (name, sub) in all {
+        write(name, sub)?;
     }
     write("berth".into(), cmd)
 }

@@ -5,6 +5,7 @@
 
 mod exec;
 mod portforward;
+pub mod rollout;
 
 pub use exec::{ExecEvent, ExecOptions, ExecReader, ExecWriter};
 pub use portforward::{

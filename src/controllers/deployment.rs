@@ -451,34 +451,43 @@ fn reconcile(
             "NewReplicaSetCreated",
             format!("Created new replica set \"{new_name}\""),
         )
+    } else if paused {
+        condition(
+            "Progressing",
+            true,
+            "DeploymentPaused",
+            "Deployment is paused".into(),
+        )
     } else {
+        // Progress as Kubernetes counts it (more updated, ready or available replicas, or
+        // fewer old ones, than last time; an undo makes some) resets the deadline; without
+        // it, a deadline once passed stays passed. Zero counts are left out of the stored
+        // status, so absent reads as 0.
+        let was = |f: &str| d["status"][f].as_i64().unwrap_or(0);
+        let moved = updated > was("updatedReplicas")
+            || replicas - updated < was("replicas") - was("updatedReplicas")
+            || sum("readyReplicas") > was("readyReplicas")
+            || available > was("availableReplicas");
         let prev = existing("Progressing");
-        let stalled = prev
-            .as_ref()
-            .is_some_and(|p| p["reason"] == "ProgressDeadlineExceeded")
-            || prev
+        let stalled = !moved
+            && (prev
                 .as_ref()
-                .and_then(|p| p["lastUpdateTime"].as_str())
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .is_some_and(|t| jiff::Timestamp::now().duration_since(t).as_secs() > deadline);
-        if stalled && !paused {
+                .is_some_and(|p| p["reason"] == "ProgressDeadlineExceeded")
+                || prev
+                    .as_ref()
+                    .and_then(|p| p["lastUpdateTime"].as_str())
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .is_some_and(|t| {
+                        jiff::Timestamp::now().duration_since(t).as_secs() > deadline
+                    }));
+        if stalled {
             condition(
                 "Progressing",
                 false,
                 "ProgressDeadlineExceeded",
                 format!("ReplicaSet \"{new_name}\" has timed out progressing."),
             )
-        } else if paused {
-            condition(
-                "Progressing",
-                true,
-                "DeploymentPaused",
-                "Deployment is paused".into(),
-            )
         } else {
-            // Progress resets the deadline: keep lastUpdateTime only while nothing moves.
-            let moved = d["status"]["updatedReplicas"].as_i64() != Some(updated)
-                || d["status"]["availableReplicas"].as_i64() != Some(available);
             let mut c = condition(
                 "Progressing",
                 true,
@@ -488,9 +497,7 @@ fn reconcile(
             if moved {
                 c["lastUpdateTime"] = json!(now.clone());
             }
-            if !stalled {
-                again = true;
-            }
+            again = true;
             c
         }
     };
