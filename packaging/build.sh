@@ -13,6 +13,7 @@ rm -rf target/packaging/man target/packaging/completions
 mkdir -p target/packaging/completions "$out"
 # Packages ship a stripped copy (the release build keeps line tables for backtraces).
 strip --strip-debug -o target/packaging/berth "$bin"
+strip --strip-debug -o target/packaging/berth-shim target/release/berth-shim
 "$bin" generate-man target/packaging/man
 "$bin" completion bash > target/packaging/completions/berth.bash
 "$bin" completion zsh > target/packaging/completions/_berth

@@ -25,7 +25,7 @@ rpm=$(ls "$out"/berth-*.rpm)
 
 echo "== rpm: files and scripts"
 files=$(rpm -qpl "$rpm")
-for f in /usr/bin/berth /usr/lib/systemd/system/berth.service /etc/berth/config.yaml \
+for f in /usr/bin/berth /usr/bin/berth-shim /usr/lib/systemd/system/berth.service /etc/berth/config.yaml \
   /usr/share/man/man1/berth.1 /usr/lib/berth/hooks.sh /usr/share/bash-completion/completions/berth; do
   grep -qx "$f" <<<"$files" || fail "the rpm lacks $f"
 done
@@ -37,7 +37,7 @@ rpm -qp --requires "$rpm" | grep -q libseccomp || fail "the rpm does not require
 echo "== deb: install"
 dpkg-deb -f "$deb" Depends | grep -q libseccomp2 || fail "the deb does not depend on libseccomp2"
 dpkg -i "$deb"
-for f in /usr/bin/berth /lib/systemd/system/berth.service /etc/berth/config.yaml \
+for f in /usr/bin/berth /usr/bin/berth-shim /lib/systemd/system/berth.service /etc/berth/config.yaml \
   /usr/share/man/man1/berth.1.gz /usr/share/man/man1/berth-get.1.gz /usr/lib/berth/hooks.sh \
   /usr/share/bash-completion/completions/berth /usr/share/zsh/vendor-completions/_berth; do
   [ -e "$f" ] || fail "$f is not installed"

@@ -54,6 +54,9 @@ const SHIM_EXIT_TIMEOUT_MS: u16 = 5000;
 /// How long [`Runtime::stop`] waits for a container after SIGKILL.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The shim-only executable (`src/bin/berth-shim.rs`), used when it sits beside `berth`.
+pub const SHIM_BINARY_NAME: &str = "berth-shim";
+
 /// How a container is doing, from its shim's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerState {
@@ -248,10 +251,17 @@ impl Runtime {
         prepare(&run_dir.join("sandboxes"))?;
         let shim_binary = match &options.shim_binary {
             Some(b) => b.clone(),
-            None => std::env::current_exe().map_err(io_err(
-                "find the berth executable",
-                Path::new("/proc/self/exe"),
-            ))?,
+            None => {
+                let exe = std::env::current_exe().map_err(io_err(
+                    "find the berth executable",
+                    Path::new("/proc/self/exe"),
+                ))?;
+                // The small `berth-shim` beside it when installed; else `berth shim`.
+                exe.parent()
+                    .map(|dir| dir.join(SHIM_BINARY_NAME))
+                    .filter(|p| p.is_file())
+                    .unwrap_or(exe)
+            }
         };
         let cgroups = Cgroups::detect(&options.cgroup_parent)?;
         cgroups.ensure_parent()?;

@@ -371,18 +371,29 @@ done
         pm.clean_up();
     }
 
-    /// berth's runtime layer, as the kubelet calls it: `Runtime::start` (spawns `berth
-    /// shim`, which creates and starts the container with libcontainer) until it answers
-    /// that the container runs. Then 10 at once for the shim's PSS, PIE and `-no-pie`.
+    /// berth's runtime layer, as the kubelet calls it: `Runtime::start` (spawns the shim,
+    /// which creates and starts the container with libcontainer) until it answers that the
+    /// container runs. Then 10 at once for the shim's PSS: `berth-shim` (the shim-only
+    /// binary the runtime uses when installed), the whole `berth` binary as `berth shim`
+    /// (the fallback), and a `-no-pie` build when given.
     fn berth_runtime(&mut self) {
-        let shim = PathBuf::from(berth_bin());
-        match self.runtime_start_and_pss(&shim, true) {
-            Ok(()) => {}
-            Err(e) => self.notes.push(format!("berth runtime: {e}")),
+        let full = PathBuf::from(berth_bin());
+        let small = full.with_file_name(berth::runtime::SHIM_BINARY_NAME);
+        let cmd = "sum of `Pss:` in /proc/PID/smaps_rollup of each shim / N";
+        if let Err(e) = self.runtime_start_and_pss(&small, "`berth-shim` binary", true, cmd) {
+            self.notes.push(format!("berth runtime (berth-shim): {e}"));
+        }
+        if let Err(e) =
+            self.runtime_start_and_pss(&full, "whole `berth` binary as `berth shim`", false, cmd)
+        {
+            self.notes.push(format!("berth runtime (berth shim): {e}"));
         }
         match std::env::var_os("BERTH_BENCH_NOPIE_SHIM").filter(|p| !p.is_empty()) {
             Some(p) => {
-                if let Err(e) = self.runtime_start_and_pss(Path::new(&p), false) {
+                let cmd = "same, `BERTH_BENCH_NOPIE_SHIM=… cargo bench --bench harness -- containers`";
+                if let Err(e) =
+                    self.runtime_start_and_pss(Path::new(&p), "`-no-pie` build", false, cmd)
+                {
                     self.notes.push(format!("berth runtime (-no-pie shim): {e}"));
                 }
             }
@@ -393,8 +404,13 @@ done
         }
     }
 
-    fn runtime_start_and_pss(&mut self, shim: &Path, timed: bool) -> Result<(), String> {
-        let pie = if timed { "PIE" } else { "-no-pie" };
+    fn runtime_start_and_pss(
+        &mut self,
+        shim: &Path,
+        label: &str,
+        timed: bool,
+        command: &str,
+    ) -> Result<(), String> {
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let parent = format!("/berth-test-{suffix}");
         let base = self.dir.path().join(format!("rt-{suffix}"));
@@ -444,7 +460,7 @@ done
                     rt.remove(&c.id).map_err(|e| e.to_string())?;
                 }
                 self.push_start(
-                    "berth runtime: `Runtime::start` (spawn `berth shim`, libcontainer create+start, answer)",
+                    "berth runtime: `Runtime::start` (spawn `berth-shim`, libcontainer create+start, answer)",
                     samples,
                     "`cargo bench --bench harness -- containers` (tests/bench/containers.rs)",
                     false,
@@ -464,19 +480,11 @@ done
             }
             let (pss, detail) = memory_row(&pids).ok_or("no shim to measure")?;
             self.rows.push(Row {
-                what: format!(
-                    "berth shim per container ({} running, {pie} binary)",
-                    pids.len()
-                ),
+                what: format!("berth shim per container ({} running, {label})", pids.len()),
                 median: format!("{pss:.2} MB PSS"),
                 p90: detail,
                 ratio: format!("{:.0} % of the 0.5 MB budget", pss / 0.5 * 100.0),
-                command: if timed {
-                    "sum of `Pss:` in /proc/PID/smaps_rollup of each shim / N".into()
-                } else {
-                    "same, `BERTH_BENCH_NOPIE_SHIM=… cargo bench --bench harness -- containers`"
-                        .into()
-                },
+                command: command.into(),
             });
             Ok(())
         })();
