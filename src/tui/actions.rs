@@ -38,6 +38,10 @@ pub enum Action {
     PortForward,
     /// Rollout restart (deployments, statefulsets).
     Restart,
+    /// Rollout history of a deployment.
+    History,
+    /// Rollout undo of a deployment to its previous revision (after a yes).
+    Undo,
     Events,
     Logs,
     Shell,
@@ -59,6 +63,8 @@ pub enum Effect {
     PortForward(Target, PortSpec),
     /// `kubectl rollout restart`: stamp the pod template so every pod is replaced.
     Restart(Target),
+    /// `kubectl rollout undo` to the previous revision.
+    Undo(Target),
     /// Open the object in `$EDITOR` and apply the result.
     Edit(Target),
     /// Start streaming a log into the open viewer.
@@ -122,6 +128,8 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('S') if state.source.scalable() => Action::Scale,
         KeyCode::Char('F') if state.source.forwardable() => Action::PortForward,
         KeyCode::Char('r') if restartable(state) => Action::Restart,
+        KeyCode::Char('h') if is_deployments(state) => Action::History,
+        KeyCode::Char('u') if is_deployments(state) => Action::Undo,
         KeyCode::Char('l') if is_pods(state) => Action::Logs,
         KeyCode::Char('s') if is_pods(state) => Action::Shell,
         KeyCode::Char(c) if c.is_ascii_uppercase() => {
@@ -131,6 +139,10 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         _ => return None,
     };
     Some(action)
+}
+
+fn is_deployments(state: &State) -> bool {
+    state.source.is("apps", "Deployment")
 }
 
 fn restartable(state: &State) -> bool {
@@ -213,6 +225,10 @@ pub fn help(state: &State) -> Vec<(String, String)> {
     }
     if restartable(state) {
         out.push(("r".into(), "rollout restart".into()));
+    }
+    if is_deployments(state) {
+        out.push(("h".into(), "rollout history".into()));
+        out.push(("u".into(), "rollout undo".into()));
     }
     if is_pods(state) {
         out.push(("l".into(), "logs".into()));
@@ -349,7 +365,7 @@ fn dialog_key(dialog: &mut Dialog, key: KeyEvent, height: usize) -> Result<Vec<E
             }
             Ok(Vec::new())
         }
-        Dialog::ConfirmDelete(_) => match key.code {
+        Dialog::ConfirmDelete(_) | Dialog::ConfirmUndo { .. } => match key.code {
             KeyCode::Char('y') | KeyCode::Enter => Err(Outcome::Confirm),
             KeyCode::Char('n') | KeyCode::Esc | KeyCode::Char('q') => Err(Outcome::Cancel),
             _ => Ok(Vec::new()),
@@ -399,6 +415,7 @@ fn finish_dialog(state: &mut State, mode: Mode, outcome: Outcome) -> Vec<Effect>
     };
     match (dialog, outcome) {
         (Dialog::ConfirmDelete(target), Outcome::Confirm) => vec![Effect::Delete(target)],
+        (Dialog::ConfirmUndo { target, .. }, Outcome::Confirm) => vec![Effect::Undo(target)],
         (Dialog::Scale { target, input }, Outcome::Confirm) => match input.parse::<i64>() {
             Ok(n) => vec![Effect::Scale(target, n)],
             Err(_) => {
@@ -470,10 +487,16 @@ pub fn apply(state: &mut State, action: Action, height: usize) -> Vec<Effect> {
         Action::Describe => open_describe(state),
         Action::Yaml => open_yaml(state),
         Action::Events => open_events(state),
+        Action::History => open_history(state),
         Action::Help => state.mode = Mode::Dialog(Dialog::Help),
         Action::Refresh => return vec![Effect::Refresh(state.source)],
         Action::Enter => return drill_down(state),
-        Action::Delete | Action::Edit | Action::Scale | Action::Restart | Action::PortForward => {
+        Action::Delete
+        | Action::Edit
+        | Action::Scale
+        | Action::Restart
+        | Action::PortForward
+        | Action::Undo => {
             let Some(target) = state.selected_target() else {
                 return Vec::new();
             };
@@ -488,6 +511,7 @@ pub fn apply(state: &mut State, action: Action, height: usize) -> Vec<Effect> {
                 Action::Delete => state.mode = Mode::Dialog(Dialog::ConfirmDelete(target)),
                 Action::Edit => return vec![Effect::Edit(target)],
                 Action::Restart => return vec![Effect::Restart(target)],
+                Action::Undo => confirm_undo(state, target),
                 Action::PortForward => {
                     let port = state.selected_object().and_then(first_port);
                     state.mode = Mode::Dialog(Dialog::PortForward {
@@ -605,6 +629,94 @@ fn open_text(state: &mut State, title: String, lines: Vec<String>, secret: Optio
 
 fn target_title(state: &State) -> Option<String> {
     state.selected_target().map(|t| t.display())
+}
+
+/// The selected Deployment and the ReplicaSets in the cache (the deployments view
+/// watches them).
+fn deployment_and_sets(state: &State) -> Option<(Value, Vec<Value>)> {
+    let deploy = state.selected_object()?.clone();
+    let sets = registry::resolve("replicasets")
+        .and_then(|rs| state.cache(&Source::Kind(rs)))
+        .map(|c| c.objects.values().cloned().collect())
+        .unwrap_or_default();
+    Some((deploy, sets))
+}
+
+/// The images of a pod template, comma-separated.
+fn template_images(template: &Value) -> String {
+    table::list(template, "/spec/containers")
+        .iter()
+        .filter_map(|c| c.get("image").and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `h`: `kubectl rollout history` of the selected Deployment, with each revision's
+/// ReplicaSet and images.
+fn open_history(state: &mut State) {
+    let (Some((deploy, sets)), Some(title)) = (deployment_and_sets(state), target_title(state))
+    else {
+        return;
+    };
+    let current = crate::client::rollout::revision(&deploy);
+    let revisions = crate::client::rollout::history(&deploy, &sets);
+    let mut rows = vec![vec![
+        "REVISION".to_string(),
+        "REPLICASET".to_string(),
+        "IMAGES".to_string(),
+        "CHANGE-CAUSE".to_string(),
+    ]];
+    for r in &revisions {
+        let mark = if Some(r.number) == current {
+            " (current)"
+        } else {
+            ""
+        };
+        rows.push(vec![
+            format!("{}{mark}", r.number),
+            r.replica_set.clone(),
+            template_images(&r.template),
+            r.change_cause.clone().unwrap_or_else(|| "<none>".into()),
+        ]);
+    }
+    let mut lines: Vec<String> = table::tabwrite(&rows, 0, 2)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if revisions.is_empty() {
+        lines = vec!["no rollout history yet (no ReplicaSet of this Deployment)".into()];
+    } else {
+        lines.push(String::new());
+        lines.push("u in the deployments view rolls back to the previous revision".into());
+    }
+    open_text(state, format!("Rollout history: {title}"), lines, None);
+}
+
+/// `u`: asks before `kubectl rollout undo` to the previous revision, naming it.
+fn confirm_undo(state: &mut State, target: Target) {
+    let Some((deploy, sets)) = deployment_and_sets(state) else {
+        return;
+    };
+    match crate::client::rollout::rollback_target(&deploy, &sets, 0) {
+        Ok(rs) => {
+            let revision = crate::client::rollout::revision(rs).unwrap_or(0);
+            let images = rs
+                .pointer("/spec/template")
+                .map(template_images)
+                .unwrap_or_default();
+            state.mode = Mode::Dialog(Dialog::ConfirmUndo {
+                target,
+                revision,
+                images,
+            });
+        }
+        Err(e) => {
+            state.flash = Some(Flash {
+                text: format!("rollout undo: {e}"),
+                error: true,
+            })
+        }
+    }
 }
 
 fn open_describe(state: &mut State) {
@@ -953,6 +1065,44 @@ mod tests {
         typed(&mut s, "x:80");
         assert!(handle_key(&mut s, key(KeyCode::Enter), 10).is_empty());
         assert!(s.flash.as_ref().is_some_and(|f| f.error));
+    }
+
+    #[test]
+    fn h_shows_the_rollout_history_and_u_asks_before_undo() {
+        use crate::tui::snapshots::{fixture_state, with_revisions};
+        let mut s = with_revisions(fixture_state());
+        run_command(&mut s, "deploy");
+        s.select(0);
+        assert!(handle_key(&mut s, ch('h'), 10).is_empty());
+        let Mode::Dialog(Dialog::Text(v)) = &s.mode else {
+            panic!("no history view: {:?}", s.mode);
+        };
+        assert!(v.title.contains("deployment.apps/web"), "{}", v.title);
+        assert!(
+            v.lines.iter().any(|l| l.starts_with("1 ")
+                && l.contains("web-5f6d8c")
+                && l.contains("nginx:1.24")),
+            "{:?}",
+            v.lines
+        );
+        assert!(
+            v.lines.iter().any(|l| l.starts_with("2 (current)")),
+            "{:?}",
+            v.lines
+        );
+        s.mode = Mode::Normal;
+        assert!(handle_key(&mut s, ch('u'), 10).is_empty());
+        assert!(
+            matches!(&s.mode, Mode::Dialog(Dialog::ConfirmUndo { revision: 1, images, .. }) if images == "nginx:1.24,busybox"),
+            "{:?}",
+            s.mode
+        );
+        let effects = handle_key(&mut s, ch('y'), 10);
+        assert!(matches!(&effects[..], [Effect::Undo(t)] if t.name == "web"));
+        // Only deployments have a rollout history.
+        run_command(&mut s, "po");
+        assert!(handle_key(&mut s, ch('u'), 10).is_empty());
+        assert!(matches!(s.mode, Mode::Normal));
     }
 
     #[test]

@@ -449,6 +449,10 @@ impl App {
                 }
                 Err(e) => show_error(state, &what, &e),
             },
+            Update::Rollout { what, result } => match result {
+                Ok(text) => state.flash = Some(Flash { text, error: false }),
+                Err(message) => show_message(state, &what, &message),
+            },
             Update::Forwarding(forward) => {
                 state.flash = Some(Flash {
                     text: format!("forwarding {}", forward.display()),
@@ -535,13 +539,16 @@ impl App {
                     }
                 }));
             }
+            Effect::Restart(target) if target.source.is("apps", "Deployment") => {
+                self.rollout_in_background(target, false)
+            }
             Effect::Restart(target) => {
                 let what = format!("{} restarted", target.display());
-                let at = crate::api::meta::now_rfc3339();
                 let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations":
-                    {"kubectl.kubernetes.io/restartedAt": at}}}}});
+                    {"kubectl.kubernetes.io/restartedAt": crate::api::meta::now_rfc3339()}}}}});
                 self.patch_in_background(target, patch, what);
             }
+            Effect::Undo(target) => self.rollout_in_background(target, true),
             Effect::Edit(target) => {
                 self.edit(target, state, guard, input).await;
             }
@@ -601,6 +608,41 @@ impl App {
                 .await
                 .map(|_| ());
             let _ = tx.send(Update::Done { what, result });
+        });
+    }
+
+    /// Rollout restart, or undo to the previous revision, through the client's rollout
+    /// functions (the CLI's): the outcome as a flash, a refusal as a dialog.
+    fn rollout_in_background(&self, target: Target, undo: bool) {
+        use crate::client::rollout::{self, UndoOutcome};
+        let client = self.client.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let (ns, name) = (target.namespace().unwrap_or("default"), &target.name);
+            let shown = target.display();
+            let result = if undo {
+                rollout::undo(&client, ns, name, 0).await.map(|o| match o {
+                    UndoOutcome::RolledBack { revision } => {
+                        format!("{shown} rolled back to revision {revision}")
+                    }
+                    UndoOutcome::Skipped { revision } => format!(
+                        "{shown} skipped rollback (current template already matches revision {revision})"
+                    ),
+                })
+            } else {
+                rollout::restart(&client, ns, name)
+                    .await
+                    .map(|_| format!("{shown} restarted"))
+            };
+            let what = if undo {
+                "rollout undo"
+            } else {
+                "rollout restart"
+            };
+            let _ = tx.send(Update::Rollout {
+                what: what.to_string(),
+                result: result.map_err(|e| e.to_string()),
+            });
         });
     }
 

@@ -221,6 +221,34 @@ fn with_key(mut s: State, action: Action) -> State {
     s
 }
 
+/// The Deployment `web` with two revisions: ReplicaSets of nginx:1.24 (1) and the
+/// fixture's template (2, current).
+pub fn with_revisions(mut s: State) -> State {
+    let rs = |name: &str, revision: &str, image: Option<&str>| {
+        let mut r = fixture("ReplicaSet");
+        r["metadata"]["name"] = json!(name);
+        r["metadata"]["uid"] = json!(format!("uid-{name}"));
+        r["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": revision});
+        r["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment",
+            "name": "web", "uid": "d-1", "controller": true}]);
+        if let Some(image) = image {
+            r["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+            r["metadata"]["annotations"]["kubernetes.io/change-cause"] =
+                json!("berth set image deployment/web web=nginx:1.24");
+        }
+        r
+    };
+    s.replace_all(
+        &source("rs"),
+        vec![
+            rs("web-5f6d8c", "1", Some("nginx:1.24")),
+            rs("web-7d4b9c", "2", None),
+        ],
+    );
+    s.refresh_table();
+    s
+}
+
 #[test]
 fn dialogs() {
     snap("dialog_help_pods", &with_key(view("pods"), Action::Help));
@@ -244,6 +272,13 @@ fn dialogs() {
     );
     snap("dialog_delete", &with_key(view("pods"), Action::Delete));
     snap("dialog_scale", &with_key(view("deploy"), Action::Scale));
+    let mut s = with_revisions(view("deploy"));
+    snap(
+        "dialog_rollout_history",
+        &with_key(s.clone(), Action::History),
+    );
+    s = with_key(s, Action::Undo);
+    snap("dialog_rollout_undo", &s);
     snap(
         "dialog_port_forward",
         &with_key(view("pods"), Action::PortForward),

@@ -207,6 +207,12 @@ pub enum Dialog {
     /// Read-only text: describe, YAML, events.
     Text(TextView),
     ConfirmDelete(Target),
+    /// Roll a Deployment back to `revision` (its images shown)?
+    ConfirmUndo {
+        target: Target,
+        revision: i64,
+        images: String,
+    },
     Scale {
         target: Target,
         input: String,

@@ -73,6 +73,26 @@ pub fn draw(frame: &mut Frame, state: &State) {
                 ],
                 true,
             ),
+            Dialog::ConfirmUndo {
+                target,
+                revision,
+                images,
+            } => draw_box(
+                frame,
+                body,
+                state,
+                " Rollout undo ",
+                vec![
+                    Line::from(format!(
+                        "Roll {} back to revision {revision}?",
+                        target.display()
+                    )),
+                    Line::from(format!("images: {images}")),
+                    Line::from(""),
+                    Line::from("y / enter: roll back    n / esc: cancel"),
+                ],
+                true,
+            ),
             Dialog::Scale { target, input } => draw_box(
                 frame,
                 body,

@@ -55,6 +55,11 @@ pub enum Update {
     Forwarding(super::state::ActiveForward),
     /// A connection of a running port-forward failed (the forward goes on).
     ForwardFailed(String),
+    /// A rollout restart or undo finished: what to flash, or why it was refused.
+    Rollout {
+        what: String,
+        result: Result<String, String>,
+    },
     /// A log chunk of the viewer's stream `generation`.
     Log(u64, LogChunk),
 }
