@@ -458,3 +458,37 @@ fn the_demo_workload_runs() {
     let o = d.cli(&["exec", "-n", "demo", "ticker", "--", "hostname"]);
     assert_eq!(stdout(&o).trim(), "ticker");
 }
+
+/// A daemon told to stop while a pod is in its grace period stops at once, without waiting
+/// the grace out (the container goes on meanwhile); the next start finishes the pod's
+/// termination.
+#[test]
+fn a_stopping_daemon_does_not_wait_for_terminating_pods() {
+    let mut d = daemon("");
+    // `sleep` as the container's init ignores SIGTERM: only the grace period ends it.
+    apply(
+        &d,
+        "slow",
+        &pod(
+            "slow",
+            "Always",
+            "sleep 3600",
+            "",
+            "  terminationGracePeriodSeconds: 25\n",
+        ),
+    );
+    wait_phase(&d, "slow", "Running");
+    let o = d.cli(&["delete", "pod", "slow"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let status = d.stop().expect("the daemon ran");
+    assert!(
+        status.success(),
+        "the daemon did not stop by itself on SIGTERM (the test stops it with SIGKILL after 20 s): {status}"
+    );
+    d.spawn();
+    eventually(
+        120,
+        "the pod's termination finished after the restart",
+        || get(&d, "slow").is_none().then_some(()),
+    );
+}

@@ -369,7 +369,12 @@ impl Worker {
         loop {
             let current = pod_rx.borrow_and_update().clone();
             let Some(raw) = current else {
-                self.terminate(None, 2).await;
+                // A daemon that stops does not wait for pods to finish stopping: the
+                // containers go on, and the next start adopts and finishes the job.
+                tokio::select! {
+                    _ = self.terminate(None, 2) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                }
                 break;
             };
             let Ok(pod) = serde_json::from_value::<Pod>(raw.clone()) else {
@@ -377,13 +382,30 @@ impl Worker {
                 break;
             };
             if raw.pointer("/metadata/deletionTimestamp").is_some() {
+                // deletionTimestamp is when the grace period ends: after a daemon restart
+                // only what is left of it remains.
+                let left = raw
+                    .pointer("/metadata/deletionTimestamp")
+                    .and_then(Value::as_str)
+                    .and_then(|t| t.parse::<Timestamp>().ok())
+                    .map(|end| {
+                        // Rounded up: a 1 s grace must not become 0 s on its way here.
+                        let d = end.duration_since(Timestamp::now());
+                        (d.as_secs() + i64::from(d.subsec_nanos() > 0)).max(0)
+                    });
                 let grace = raw
                     .pointer("/metadata/deletionGracePeriodSeconds")
                     .and_then(Value::as_i64)
                     .unwrap_or(30)
+                    .min(left.unwrap_or(i64::MAX))
                     .max(0) as u64;
-                self.terminate(Some(&pod), grace).await;
-                self.final_delete().await;
+                tokio::select! {
+                    _ = async {
+                        self.terminate(Some(&pod), grace).await;
+                        self.final_delete().await;
+                    } => {}
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                }
                 break;
             }
             let wake = self.sync(&raw, &pod).await;

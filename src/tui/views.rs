@@ -176,9 +176,11 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &State) {
     let (total, running, pending, failed) = state.summary.pods;
     let key = paint(state, Style::default().fg(Color::Cyan));
     let bold = Style::default().add_modifier(Modifier::BOLD);
+    // The server's version only when it is not this berth's (an upgrade half done).
     let server = state
         .server_version
         .as_deref()
+        .filter(|v| !v.ends_with(&format!("-berth.{}", env!("CARGO_PKG_VERSION"))))
         .map(|v| format!(" (server {v})"))
         .unwrap_or_default();
     let (cpu_use, mem_use) = match state.usage {
