@@ -223,27 +223,9 @@ pub fn event_type() -> Option<&'static ResourceType> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreOptions;
 
     fn store() -> (tempfile::TempDir, Arc<Store>) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(
-            dir.path(),
-            StoreOptions {
-                history_limit: 100,
-                map_size: 32 << 20,
-            },
-        )
-        .expect("open");
-        let ns = registry::by_kind("v1", "Namespace").expect("ns");
-        s.create(
-            ns,
-            None,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
-            false,
-        )
-        .expect("ns");
-        (dir, Arc::new(s))
+        crate::store::test_store()
     }
 
     #[test]

@@ -531,7 +531,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::{StoreOptions, Subresource};
+    use crate::store::Subresource;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("timestamp")
@@ -569,24 +569,7 @@ mod tests {
     }
 
     fn store() -> (tempfile::TempDir, Arc<Store>) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(
-            dir.path(),
-            StoreOptions {
-                history_limit: 100,
-                map_size: 32 << 20,
-            },
-        )
-        .expect("open");
-        let ns = registry::by_kind("v1", "Namespace").expect("ns");
-        s.create(
-            ns,
-            None,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
-            false,
-        )
-        .expect("ns");
-        (dir, Arc::new(s))
+        crate::store::test_store()
     }
 
     fn rt(kind: &str) -> &'static registry::ResourceType {

@@ -937,7 +937,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::StoreOptions;
 
     #[test]
     fn back_off_doubles_up_to_six_minutes() {
@@ -1019,24 +1018,7 @@ mod tests {
     }
 
     fn store() -> (tempfile::TempDir, Arc<Store>) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(
-            dir.path(),
-            StoreOptions {
-                history_limit: 100,
-                map_size: 32 << 20,
-            },
-        )
-        .expect("open");
-        let ns = registry::by_kind("v1", "Namespace").expect("ns");
-        s.create(
-            ns,
-            None,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
-            false,
-        )
-        .expect("ns");
-        (dir, Arc::new(s))
+        crate::store::test_store()
     }
 
     fn job_pods(s: &Store) -> Vec<Value> {

@@ -15,24 +15,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{
-    CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-    UPGRADE,
-};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, frame::coding::CloseCode};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
 
 use super::node::{CONTAINER_ID_SCHEME, ExecProcess, ExecRequest, ExecService, unavailable};
 use super::routes::ResourceRoute;
-use super::{ApiServer, Body};
+use super::{ApiServer, Body, websocket};
 use crate::api::ApiError;
 use crate::store::StoreError;
 
@@ -103,12 +96,6 @@ impl ExecQuery {
         }
         Ok(q)
     }
-}
-
-/// The subprotocol to answer with, from the client's `Sec-WebSocket-Protocol` list.
-pub fn choose_protocol(offered: &str) -> Option<&'static str> {
-    let offered: Vec<&str> = offered.split(',').map(str::trim).collect();
-    PROTOCOLS.into_iter().find(|p| offered.contains(p))
 }
 
 /// The runtime id of the named (or default) container of a stored pod, which must be
@@ -208,30 +195,6 @@ pub async fn serve(
         .clone()
         .ok_or_else(|| unavailable("exec"))?;
 
-    let headers = req.headers();
-    let is_websocket = headers
-        .get(UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let key = headers
-        .get(SEC_WEBSOCKET_KEY)
-        .map(|k| k.as_bytes().to_vec());
-    let (true, Some(key)) = (is_websocket, key) else {
-        return Err(ApiError::bad_request(
-            "exec needs a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Protocol: v5.channel.k8s.io); SPDY is not supported, use kubectl 1.30 or later",
-        ));
-    };
-    let offered = headers
-        .get(SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let protocol = choose_protocol(offered).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "none of the offered WebSocket subprotocols ({offered:?}) is supported; offer {}",
-            PROTOCOLS.join(" or ")
-        ))
-    })?;
-
     let request = ExecRequest {
         container_id,
         command: query.command.clone(),
@@ -240,29 +203,13 @@ pub async fn serve(
         stderr: query.stderr,
         tty: query.tty,
     };
-    let v5 = protocol == PROTOCOLS[0];
-    tokio::spawn(async move {
-        match hyper::upgrade::on(req).await {
-            Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
-                run(ws, service, request, v5).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "exec: the upgrade failed"),
-        }
-    });
-
-    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(&key)) {
-        h.insert(SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    h.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
-    Ok(resp)
+    websocket::accept(
+        req,
+        &PROTOCOLS,
+        "exec",
+        ", use kubectl 1.30 or later",
+        move |ws, protocol| run(ws, service, request, protocol == PROTOCOLS[0]),
+    )
 }
 
 fn frame(channel: u8, payload: &[u8]) -> Message {
@@ -421,20 +368,6 @@ mod tests {
         let t = ExecQuery::parse("command=sh&stdin=true&stdout=true&stderr=true&tty=true")
             .expect("tty");
         assert!(t.tty && !t.stderr, "a terminal has no separate stderr");
-    }
-
-    #[test]
-    fn v5_is_preferred_then_v4() {
-        assert_eq!(
-            choose_protocol("v4.channel.k8s.io, v5.channel.k8s.io"),
-            Some("v5.channel.k8s.io")
-        );
-        assert_eq!(
-            choose_protocol("v4.channel.k8s.io"),
-            Some("v4.channel.k8s.io")
-        );
-        assert_eq!(choose_protocol("channel.k8s.io"), None);
-        assert_eq!(choose_protocol(""), None);
     }
 
     fn pod(phase: &str, statuses: Value) -> Value {

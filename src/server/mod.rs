@@ -14,6 +14,7 @@ pub mod node;
 pub mod portforward;
 pub mod routes;
 mod watch;
+mod websocket;
 
 use std::convert::Infallible;
 use std::sync::Arc;

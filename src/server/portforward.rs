@@ -21,24 +21,18 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{
-    CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-    UPGRADE,
-};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, Response};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, frame::coding::CloseCode};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
 
 use super::node::{PortForwardService, unavailable};
 use super::routes::ResourceRoute;
+use super::websocket;
 use super::{ApiServer, Body};
 use crate::api::ApiError;
 use crate::store::StoreError;
@@ -93,12 +87,6 @@ pub fn parse_ports(raw: &str) -> Result<Vec<u16>, ApiError> {
     Ok(ports)
 }
 
-/// The subprotocol to answer with, from the client's `Sec-WebSocket-Protocol` list.
-pub fn choose_protocol(offered: &str) -> Option<&'static str> {
-    let offered: Vec<&str> = offered.split(',').map(str::trim).collect();
-    PROTOCOLS.into_iter().find(|p| offered.contains(p))
-}
-
 /// The uid of a stored pod that can take connections (phase Running), as kubectl checks.
 pub fn running_pod_uid(pod: &Value) -> Result<String, ApiError> {
     let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
@@ -146,53 +134,14 @@ pub async fn serve(
         .clone()
         .ok_or_else(|| unavailable("port-forward"))?;
 
-    let headers = req.headers();
-    let is_websocket = headers
-        .get(UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let key = headers
-        .get(SEC_WEBSOCKET_KEY)
-        .map(|k| k.as_bytes().to_vec());
-    let (true, Some(key)) = (is_websocket, key) else {
-        return Err(ApiError::bad_request(
-            "port-forward needs a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Protocol: v4.channel.k8s.io); SPDY is not supported",
-        ));
-    };
-    let offered = headers
-        .get(SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let protocol = choose_protocol(offered).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "none of the offered WebSocket subprotocols ({offered:?}) is supported; offer {} (SPDY-tunnelled port-forward is not supported)",
-            PROTOCOLS.join(" or ")
-        ))
-    })?;
-
     let target = format!("{ns}/{name}");
-    tokio::spawn(async move {
-        match hyper::upgrade::on(req).await {
-            Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
-                run(ws, service, uid, target, ports).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "port-forward: the upgrade failed"),
-        }
-    });
-
-    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(&key)) {
-        h.insert(SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    h.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
-    Ok(resp)
+    websocket::accept(
+        req,
+        &PROTOCOLS,
+        "port-forward",
+        " (SPDY-tunnelled port-forward is not supported)",
+        move |ws, _| run(ws, service, uid, target, ports),
+    )
 }
 
 fn frame(channel: u8, payload: &[u8]) -> Message {
@@ -367,6 +316,7 @@ mod tests {
     use super::*;
     use crate::server::node::{BoxFuture, PortStream};
     use serde_json::json;
+    use tokio_tungstenite::tungstenite::protocol::Role;
 
     #[test]
     fn ports_are_numbers_repeated_or_comma_separated() {
@@ -390,14 +340,20 @@ mod tests {
     #[test]
     fn protocols_and_phase() {
         assert_eq!(
-            choose_protocol("SPDY/3.1+portforward.k8s.io, v4.channel.k8s.io"),
+            websocket::choose_protocol(
+                "SPDY/3.1+portforward.k8s.io, v4.channel.k8s.io",
+                &PROTOCOLS
+            ),
             Some("v4.channel.k8s.io")
         );
         assert_eq!(
-            choose_protocol("portforward.k8s.io"),
+            websocket::choose_protocol("portforward.k8s.io", &PROTOCOLS),
             Some("portforward.k8s.io")
         );
-        assert_eq!(choose_protocol("SPDY/3.1+portforward.k8s.io"), None);
+        assert_eq!(
+            websocket::choose_protocol("SPDY/3.1+portforward.k8s.io", &PROTOCOLS),
+            None
+        );
         let pending = json!({"metadata": {"uid": "u1"}, "status": {"phase": "Pending"}});
         assert_eq!(
             running_pod_uid(&pending).expect_err("pending").to_string(),

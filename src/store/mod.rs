@@ -1024,3 +1024,27 @@ fn random_suffix() -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A store in a temporary directory with the `default` namespace, for unit tests of the
+/// code that works on stored objects (controllers, events).
+#[cfg(test)]
+pub(crate) fn test_store() -> (tempfile::TempDir, Arc<Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(
+        dir.path(),
+        StoreOptions {
+            history_limit: 100,
+            map_size: 32 << 20,
+        },
+    )
+    .expect("open");
+    let ns = registry::by_kind("v1", "Namespace").expect("ns");
+    s.create(
+        ns,
+        None,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
+        false,
+    )
+    .expect("ns");
+    (dir, Arc::new(s))
+}
