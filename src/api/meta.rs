@@ -51,7 +51,12 @@ fn string_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
 
 /// `metadata.finalizers` (empty when absent).
 pub fn finalizers(obj: &Value) -> Vec<String> {
-    obj.pointer("/metadata/finalizers")
+    strings_at(obj, "/metadata/finalizers")
+}
+
+/// The strings of the array at `pointer` (empty when absent; other items skipped).
+pub fn strings_at(obj: &Value, pointer: &str) -> Vec<String> {
+    obj.pointer(pointer)
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()

@@ -43,11 +43,8 @@ pub struct Targets {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// deployment/NAME, or deployment NAME.
-    #[arg(required = true, value_name = "RESOURCE")]
-    pub resources: Vec<String>,
-    #[arg(short, long)]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub targets: Targets,
     /// Keep watching until the rollout finishes (--watch=false: print the status once).
     #[arg(short, long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1,
         default_missing_value = "true", require_equals = true, value_name = "BOOL")]
@@ -62,11 +59,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// deployment/NAME, or deployment NAME.
-    #[arg(required = true, value_name = "RESOURCE")]
-    pub resources: Vec<String>,
-    #[arg(short, long)]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub targets: Targets,
     /// Show this revision's pod template.
     #[arg(long, default_value_t = 0)]
     pub revision: i64,
@@ -74,11 +68,8 @@ pub struct HistoryArgs {
 
 #[derive(Debug, Args)]
 pub struct UndoArgs {
-    /// deployment/NAME, or deployment NAME.
-    #[arg(required = true, value_name = "RESOURCE")]
-    pub resources: Vec<String>,
-    #[arg(short, long)]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub targets: Targets,
     /// The revision to go back to (0: the previous one).
     #[arg(long, default_value_t = 0)]
     pub to_revision: i64,
@@ -224,8 +215,8 @@ pub async fn rollout(client: &Client, args: RolloutArgs) -> Result<(), CliError>
         RolloutCommand::Status(a) => status(client, a).await,
         RolloutCommand::History(a) => history(client, a).await,
         RolloutCommand::Undo(a) => {
-            let ns = namespace_or_default(&a.namespace);
-            let names = deployment_targets(&a.resources, "undo")?;
+            let ns = namespace_or_default(&a.targets.namespace);
+            let names = deployment_targets(&a.targets.resources, "undo")?;
             let to_revision = a.to_revision;
             for_each(names, |name| {
                 let ns = ns.clone();
@@ -293,8 +284,8 @@ fn parse_timeout(s: &str) -> Result<Option<std::time::Duration>, CliError> {
 }
 
 async fn status(client: &Client, a: StatusArgs) -> Result<(), CliError> {
-    let ns = namespace_or_default(&a.namespace);
-    let names = deployment_targets(&a.resources, "status")?;
+    let ns = namespace_or_default(&a.targets.namespace);
+    let names = deployment_targets(&a.targets.resources, "status")?;
     let [name] = names.as_slice() else {
         return Err(CliError::Usage(
             "rollout status follows one deployment at a time".into(),
@@ -312,8 +303,8 @@ async fn status(client: &Client, a: StatusArgs) -> Result<(), CliError> {
 }
 
 async fn history(client: &Client, a: HistoryArgs) -> Result<(), CliError> {
-    let ns = namespace_or_default(&a.namespace);
-    let names = deployment_targets(&a.resources, "history")?;
+    let ns = namespace_or_default(&a.targets.namespace);
+    let names = deployment_targets(&a.targets.resources, "history")?;
     let wanted = a.revision;
     for_each(names, |name| {
         let ns = ns.clone();

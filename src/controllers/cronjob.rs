@@ -31,7 +31,7 @@ use super::Wake;
 use crate::api::kinds::Schedule;
 use crate::api::{ApiError, meta, registry};
 use crate::events::{EventType, Recorder};
-use crate::store::{Change, DeleteOptions, Propagation, Store, StoreError};
+use crate::store::{Change, Store, StoreError};
 
 /// The annotation with the time a Job was scheduled for.
 pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
@@ -258,18 +258,8 @@ fn clean_history(ctx: &Ctx, cj: &Value, jobs: &[&Value]) -> Result<(), StoreErro
 }
 
 fn delete_job(ctx: &Ctx, cj: &Value, job: &Value) -> Result<(), StoreError> {
-    let opts = DeleteOptions {
-        propagation: Some(Propagation::Background),
-        precondition_uid: Some(meta::uid(job).to_string()),
-        ..Default::default()
-    };
-    match ctx.store.delete(
-        ctx.job_rt,
-        Some(meta::namespace(job)),
-        meta::name(job),
-        &opts,
-    ) {
-        Ok(_) => {
+    match super::job::delete_finished(ctx.store, ctx.job_rt, job) {
+        Ok(true) => {
             ctx.events.record(
                 cj,
                 EventType::Normal,
@@ -278,7 +268,7 @@ fn delete_job(ctx: &Ctx, cj: &Value, job: &Value) -> Result<(), StoreError> {
             );
             Ok(())
         }
-        Err(StoreError::Api(ApiError::NotFound(_) | ApiError::Conflict { .. })) => Ok(()),
+        Ok(false) => Ok(()),
         Err(e) => {
             ctx.events.record(
                 cj,

@@ -447,15 +447,9 @@ fn write_status(ctx: &Ctx, job: &mut Value, status: &Value) -> Result<(), StoreE
 }
 
 fn uid_list(status: &Value, which: &str) -> BTreeSet<String> {
-    status
-        .pointer(&format!("/uncountedTerminatedPods/{which}"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    meta::strings_at(status, &format!("/uncountedTerminatedPods/{which}"))
+        .into_iter()
+        .collect()
 }
 
 fn set_uncounted(status: &mut Value, succeeded: &BTreeSet<String>, failed: &BTreeSet<String>) {
@@ -725,18 +719,24 @@ fn ttl(ctx: &Ctx, job: &Value, status: &Value) -> Result<Option<Wake>, StoreErro
         job = meta::name(job),
         "deleting the finished job: ttlSecondsAfterFinished passed"
     );
+    delete_finished(ctx.store, ctx.job_rt, job).map(|_| None)
+}
+
+/// Deletes `job` (this very one: uid precondition) with Background propagation, as the
+/// TTL and a CronJob's history limits do. `Ok(false)` when it was gone or replaced already.
+pub(super) fn delete_finished(
+    store: &Store,
+    job_rt: &'static registry::ResourceType,
+    job: &Value,
+) -> Result<bool, StoreError> {
     let opts = DeleteOptions {
         propagation: Some(Propagation::Background),
         precondition_uid: Some(meta::uid(job).to_string()),
         ..Default::default()
     };
-    match ctx.store.delete(
-        ctx.job_rt,
-        Some(meta::namespace(job)),
-        meta::name(job),
-        &opts,
-    ) {
-        Ok(_) | Err(StoreError::Api(ApiError::NotFound(_) | ApiError::Conflict { .. })) => Ok(None),
+    match store.delete(job_rt, Some(meta::namespace(job)), meta::name(job), &opts) {
+        Ok(_) => Ok(true),
+        Err(StoreError::Api(ApiError::NotFound(_) | ApiError::Conflict { .. })) => Ok(false),
         Err(e) => Err(e),
     }
 }
