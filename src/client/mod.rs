@@ -424,6 +424,32 @@ impl Client {
         .await
     }
 
+    /// The error of a streaming request the server refused: its `Status`, or `fallback` of
+    /// the body when the body is not one.
+    async fn refused(
+        &self,
+        resp: hyper::Response<Incoming>,
+        fallback: impl FnOnce(&[u8]) -> String,
+    ) -> ClientError {
+        let status = resp.status();
+        let bytes = match resp.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(source) => {
+                return ClientError::Http {
+                    socket: self.socket.clone(),
+                    source,
+                };
+            }
+        };
+        match decode(status, &bytes) {
+            Err(e) => e,
+            Ok(_) => ClientError::Decode {
+                status: status.as_u16(),
+                message: fallback(&bytes),
+            },
+        }
+    }
+
     /// Opens a watch from `resource_version` ("" = current state first, as ADDED events).
     pub async fn watch(
         &self,
@@ -446,23 +472,7 @@ impl Client {
             })?;
         let resp = self.send(req).await?;
         if !resp.status().is_success() {
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|source| ClientError::Http {
-                    socket: self.socket.clone(),
-                    source,
-                })?
-                .to_bytes();
-            return Err(match decode(status, &bytes) {
-                Err(e) => e,
-                Ok(_) => ClientError::Decode {
-                    status: status.as_u16(),
-                    message: "watch refused".to_string(),
-                },
-            });
+            return Err(self.refused(resp, |_| "watch refused".to_string()).await);
         }
         Ok(Watch {
             body: resp.into_body(),
@@ -530,24 +540,10 @@ impl Client {
                 message: format!("bad request path {path}: {e}"),
             })?;
         let resp = self.send(req).await?;
-        let status = resp.status();
-        if !status.is_success() {
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|source| ClientError::Http {
-                    socket: self.socket.clone(),
-                    source,
-                })?
-                .to_bytes();
-            return Err(match decode(status, &bytes) {
-                Err(e) => e,
-                Ok(_) => ClientError::Decode {
-                    status: status.as_u16(),
-                    message: String::from_utf8_lossy(&bytes).into_owned(),
-                },
-            });
+        if !resp.status().is_success() {
+            return Err(self
+                .refused(resp, |b| String::from_utf8_lossy(b).into_owned())
+                .await);
         }
         Ok(ByteStream {
             body: resp.into_body(),
