@@ -185,6 +185,9 @@ fn lists_scales_deletes_and_survives_a_daemon_restart() {
         let names = running_web(&t.screen());
         (names.len() == 3 && !names.contains(&victim)).then_some(())
     });
+    // The victim stays listed (Terminating) for its grace period; the shell below must
+    // go to a live pod, so wait until it has left the table and the cursor moved on.
+    t.wait_gone(&victim);
 
     // A shell in the selected pod, typed into at once (keys typed before the shell runs
     // reach it too): its hostname is the pod's name.
