@@ -302,6 +302,15 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
+/// Why a pod's sandbox (namespaces, cgroup, network) could not be set up.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
+}
+
 /// One pod's worker.
 pub struct Worker {
     ctx: Arc<Ctx>,
@@ -322,6 +331,9 @@ pub struct Worker {
     probe_rx: Option<mpsc::UnboundedReceiver<ProbeUpdate>>,
     /// `status.podIP` as last seen, for network probes.
     pod_ip: watch::Sender<Option<IpAddr>>,
+    /// The address the network gave the pod (the host's for hostNetwork pods), written to
+    /// `status.podIP(s)`.
+    ip: Option<IpAddr>,
 }
 
 /// Why the worker's loop woke up.
@@ -350,6 +362,7 @@ impl Worker {
             probe_tx,
             probe_rx: Some(probe_rx),
             pod_ip: watch::Sender::new(None),
+            ip: None,
         }
     }
 
@@ -797,6 +810,11 @@ impl Worker {
             Ok(())
         })
         .await;
+        let result: Option<Result<(), SetupError>> = match result {
+            Some(Ok(())) => self.ensure_network(pod).await,
+            Some(Err(e)) => Some(Err(e.into())),
+            None => None,
+        };
         match result {
             Some(Ok(())) => {
                 self.sandbox_ready = true;
@@ -814,6 +832,34 @@ impl Worker {
             }
             None => false,
         }
+    }
+
+    /// Gives the pod its address and `eth0` (after the sandbox, before any container), or
+    /// the host's address for hostNetwork pods. `None` when the worker task failed.
+    async fn ensure_network(&mut self, pod: &Pod) -> Option<Result<(), SetupError>> {
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        if host_network {
+            self.ip = self.ctx.host_ip.parse().ok();
+            return Some(Ok(()));
+        }
+        let Some(net) = self.ctx.kubelet.network.clone() else {
+            return Some(Ok(()));
+        };
+        let netns = self.ctx.kubelet.runtime.sandbox_paths(&self.uid).net;
+        let ip = match net.attach(&self.uid, &netns).await {
+            Ok(ip) => IpAddr::V4(ip),
+            Err(e) => return Some(Err(e.into())),
+        };
+        self.ip = Some(ip);
+        let runtime = self.ctx.kubelet.runtime.clone();
+        let (uid, hostname) = (self.uid.clone(), self.name.clone());
+        blocking(move || runtime.set_pod_ip(&uid, &hostname, ip))
+            .await
+            .map(|r| r.map_err(SetupError::from))
     }
 
     /// Reads the state of every current run; records exits.
@@ -1442,6 +1488,8 @@ impl Worker {
             "conditions": conditions,
             "hostIP": self.ctx.host_ip,
             "hostIPs": [{"ip": self.ctx.host_ip}],
+            "podIP": self.ip.map(|ip| ip.to_string()),
+            "podIPs": self.ip.map(|ip| vec![json!({"ip": ip.to_string()})]),
             "startTime": self.start_time,
             "qosClass": qos_class(pod).as_str(),
             "containerStatuses": statuses(&apps, false),
@@ -1734,6 +1782,11 @@ pub async fn cleanup_pod(ctx: &Arc<Ctx>, uid: &str, namespace: &str, name: &str)
         container_name: "x".into(),
         restart_count: 0,
     };
+    if let Some(net) = &ctx.kubelet.network
+        && let Err(e) = net.detach(&uid).await
+    {
+        tracing::warn!(pod_uid = %uid, error = %e, "cannot release the pod's network");
+    }
     let result = blocking(move || -> Result<(), RuntimeError> {
         runtime.destroy_sandbox(&uid)?;
         runtime.remove_pod_cgroup(&uid)?;
