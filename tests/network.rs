@@ -225,3 +225,48 @@ fn a_pod_cidr_that_overlaps_a_host_route_stops_the_start() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("overlaps serviceCIDR"), "{err}");
 }
+
+#[test]
+fn host_ports_reach_the_pod_from_loopback_and_the_host_ip_until_it_is_deleted() {
+    let d = daemon();
+    let port = 20000 + (uuid::Uuid::new_v4().as_u128() % 10000) as u16;
+    let yaml = format!(
+        "{}    ports:\n    - containerPort: 8080\n      hostPort: {port}\n",
+        web("hp")
+    );
+    apply(&d, "hp", &yaml);
+    let p = eventually(60, "pod hp running", || {
+        get(&d, "hp").filter(|p| p["status"]["containerStatuses"][0]["ready"] == true)
+    });
+    let host_ip = p["status"]["hostIP"].as_str().unwrap().to_string();
+    let wget = |host: &str| {
+        Command::new("busybox")
+            .args(["wget", "-q", "-O", "-"])
+            .arg(format!("http://{host}:{port}/index.html"))
+            .output()
+            .unwrap()
+    };
+    for host in ["127.0.0.1", host_ip.as_str()] {
+        let o = eventually(20, &format!("{host}:{port} to answer"), || {
+            let o = wget(host);
+            o.status.success().then_some(o)
+        });
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "hello from hp\n",
+            "{host}"
+        );
+    }
+    ok(&d.cli(&["delete", "pod", "hp", "--wait", "--timeout", "60"]));
+    let table = || {
+        let o = Command::new("nft")
+            .args(["-j", "list", "table", "ip", &d.net.table])
+            .output()
+            .unwrap();
+        ok(&o)
+    };
+    eventually(20, "the DNAT rules to go", || {
+        (!table().contains("dnat")).then_some(())
+    });
+    assert!(!wget("127.0.0.1").status.success());
+}

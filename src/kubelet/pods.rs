@@ -302,6 +302,31 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
+/// The pod's `hostPort`s (containers' ports with one; TCP when no protocol is given).
+fn host_ports(pod: &Pod) -> Vec<crate::network::nft::HostPort> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let host_port = u16::try_from(p.host_port?).ok().filter(|p| *p > 0)?;
+            Some(crate::network::nft::HostPort {
+                protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
+                host_port,
+                container_port: u16::try_from(p.container_port).ok()?,
+                host_ip: p
+                    .host_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+                    .filter(|ip| !ip.is_unspecified()),
+            })
+        })
+        .filter(|p| p.protocol == "tcp" || p.protocol == "udp")
+        .collect()
+}
+
 /// Why a pod's sandbox (namespaces, cgroup, network) could not be set up.
 #[derive(Debug, thiserror::Error)]
 enum SetupError {
@@ -850,7 +875,7 @@ impl Worker {
             return Some(Ok(()));
         };
         let netns = self.ctx.kubelet.runtime.sandbox_paths(&self.uid).net;
-        let ip = match net.attach(&self.uid, &netns).await {
+        let ip = match net.attach(&self.uid, &netns, host_ports(pod)).await {
             Ok(ip) => IpAddr::V4(ip),
             Err(e) => return Some(Err(e.into())),
         };

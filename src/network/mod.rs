@@ -193,6 +193,8 @@ pub struct Network {
     handle: rtnetlink::Handle,
     bridge_index: u32,
     ipam: Mutex<Ipam>,
+    /// Pod uid → (its address, its hostPorts): the nftables table is rebuilt from this.
+    host_ports: Mutex<std::collections::BTreeMap<String, (Ipv4Addr, Vec<nft::HostPort>)>>,
 }
 
 impl Network {
@@ -218,13 +220,20 @@ impl Network {
         let ipam = Ipam::open(&config.state_dir.join("network/ipam.json"), config.pod_cidr)?;
         let bridge_index = link::ensure_bridge(&handle, &config.bridge, config.pod_cidr).await?;
         write_sysctl("/proc/sys/net/ipv4/ip_forward")?;
-        nft::ensure_masquerade(&config.nft_table, config.pod_cidr)?;
+        // hostPort on 127.0.0.1: DNAT to a pod needs loopback-sourced packets routable
+        // out of the bridge (they are masqueraded there).
+        write_sysctl(&format!(
+            "/proc/sys/net/ipv4/conf/{}/route_localnet",
+            config.bridge
+        ))?;
+        nft::apply_ruleset(&config.nft_table, &config.bridge, config.pod_cidr, &[])?;
         tracing::info!(bridge = %config.bridge, pod_cidr = %config.pod_cidr, service_cidr = %config.service_cidr, "pod network ready");
         Ok(Network {
             config,
             handle,
             bridge_index,
             ipam: Mutex::new(ipam),
+            host_ports: Mutex::new(Default::default()),
         })
     }
 
@@ -234,8 +243,14 @@ impl Network {
 
     /// Gives the pod `uid` (network namespace at `netns`) its address and `eth0`; returns
     /// the address. Idempotent: a pod that already has them keeps them.
-    pub async fn attach(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr, NetworkError> {
+    pub async fn attach(
+        &self,
+        uid: &str,
+        netns: &Path,
+        host_ports: Vec<nft::HostPort>,
+    ) -> Result<Ipv4Addr, NetworkError> {
         let ip = self.ipam.lock().await.allocate(uid)?;
+        self.set_host_ports(uid, ip, host_ports).await?;
         let host = host_veth_name(uid);
         if link::index_of(&self.handle, &host).await?.is_some() {
             // Adopted after a restart: the pair exists; make sure it is on the bridge.
@@ -261,6 +276,43 @@ impl Network {
         Ok(ip)
     }
 
+    /// Records the pod's hostPorts and rebuilds the table when they changed.
+    async fn set_host_ports(
+        &self,
+        uid: &str,
+        ip: Ipv4Addr,
+        ports: Vec<nft::HostPort>,
+    ) -> Result<(), NetworkError> {
+        let mut all = self.host_ports.lock().await;
+        let before = all.get(uid).cloned();
+        if ports.is_empty() {
+            all.remove(uid);
+        } else {
+            all.insert(uid.to_string(), (ip, ports));
+        }
+        if all.get(uid) == before.as_ref() {
+            return Ok(());
+        }
+        let flat: Vec<(Ipv4Addr, nft::HostPort)> = all
+            .values()
+            .flat_map(|(ip, ports)| ports.iter().map(|p| (*ip, p.clone())))
+            .collect();
+        let result = nft::apply_ruleset(
+            &self.config.nft_table,
+            &self.config.bridge,
+            self.config.pod_cidr,
+            &flat,
+        );
+        if result.is_err() {
+            // Keep the record equal to what the kernel has.
+            match before {
+                Some(b) => all.insert(uid.to_string(), b),
+                None => all.remove(uid),
+            };
+        }
+        result
+    }
+
     /// The address `uid` holds, if any.
     pub async fn pod_ip(&self, uid: &str) -> Option<Ipv4Addr> {
         self.ipam.lock().await.get(uid)
@@ -268,6 +320,10 @@ impl Network {
 
     /// Removes the pod's veth pair and frees its address (idempotent).
     pub async fn detach(&self, uid: &str) -> Result<(), NetworkError> {
+        if self.host_ports.lock().await.contains_key(uid) {
+            self.set_host_ports(uid, Ipv4Addr::UNSPECIFIED, Vec::new())
+                .await?;
+        }
         link::delete(&self.handle, &host_veth_name(uid)).await?;
         link::delete(&self.handle, &peer_temp_name(uid)).await?;
         self.ipam.lock().await.release(uid)

@@ -43,26 +43,97 @@ fn prefix(net: Ipv4Net) -> Value {
     json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix}})
 }
 
-/// The table with one NAT chain: pod traffic leaving the pod CIDR is masqueraded.
-pub fn ensure_masquerade(table: &str, pod_cidr: Ipv4Net) -> Result<(), NetworkError> {
+/// A `hostPort`: traffic to a local address of the node on `host_port` goes to the pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// `tcp` or `udp` (`sctp` is refused by the kubelet).
+    pub protocol: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    /// Only this node address (Kubernetes' `hostIP`); `None`: every local address.
+    pub host_ip: Option<std::net::Ipv4Addr>,
+}
+
+fn nat_chain(table: &str, name: &str, hook: &str, prio: i32) -> Value {
+    json!({"add": {"chain": {
+        "family": "ip", "table": table, "name": name,
+        "type": "nat", "hook": hook, "prio": prio, "policy": "accept"
+    }}})
+}
+
+fn rule(table: &str, chain: &str, expr: Vec<Value>) -> Value {
+    json!({"add": {"rule": {"family": "ip", "table": table, "chain": chain, "expr": expr}}})
+}
+
+fn eq(left: Value, right: Value) -> Value {
+    json!({"match": {"op": "==", "left": left, "right": right}})
+}
+
+fn field(protocol: &str, field: &str) -> Value {
+    json!({"payload": {"protocol": protocol, "field": field}})
+}
+
+/// Rebuilds the whole table in one atomic batch: masquerade for pod egress (and for
+/// loopback-sourced traffic DNATed to a pod), and one DNAT rule per hostPort in the
+/// prerouting (traffic from elsewhere) and output (traffic from the node itself) chains.
+pub fn apply_ruleset(
+    table: &str,
+    bridge: &str,
+    pod_cidr: Ipv4Net,
+    host_ports: &[(std::net::Ipv4Addr, HostPort)],
+) -> Result<(), NetworkError> {
     let t = json!({"family": "ip", "name": table});
-    let batch = json!({"nftables": [
-        {"add": {"table": t}},
-        {"flush": {"table": t}},
-        {"add": {"chain": {
-            "family": "ip", "table": table, "name": "postrouting",
-            "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"
-        }}},
-        {"add": {"rule": {
-            "family": "ip", "table": table, "chain": "postrouting",
-            "expr": [
-                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": prefix(pod_cidr)}},
-                {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": prefix(pod_cidr)}},
-                {"masquerade": null}
-            ]
-        }}}
-    ]});
-    apply(&batch)
+    let mut batch = vec![
+        json!({"add": {"table": t}}),
+        json!({"flush": {"table": t}}),
+        nat_chain(table, "postrouting", "postrouting", 100),
+        nat_chain(table, "prerouting", "prerouting", -100),
+        nat_chain(table, "output", "output", -100),
+        rule(
+            table,
+            "postrouting",
+            vec![
+                eq(field("ip", "saddr"), prefix(pod_cidr)),
+                json!({"match": {"op": "!=", "left": field("ip", "daddr"), "right": prefix(pod_cidr)}}),
+                json!({"masquerade": null}),
+            ],
+        ),
+        // 127.0.0.1:hostPort from the node: the source must not stay a loopback address
+        // on the bridge (the pod could not answer it).
+        rule(
+            table,
+            "postrouting",
+            vec![
+                eq(
+                    field("ip", "saddr"),
+                    json!({"prefix": {"addr": "127.0.0.0", "len": 8}}),
+                ),
+                eq(json!({"meta": {"key": "oifname"}}), json!(bridge)),
+                json!({"masquerade": null}),
+            ],
+        ),
+    ];
+    for (pod_ip, hp) in host_ports {
+        let dest = match hp.host_ip {
+            Some(ip) => eq(field("ip", "daddr"), json!(ip.to_string())),
+            None => eq(
+                json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                json!("local"),
+            ),
+        };
+        for chain in ["prerouting", "output"] {
+            batch.push(rule(
+                table,
+                chain,
+                vec![
+                    dest.clone(),
+                    eq(field(&hp.protocol, "dport"), json!(hp.host_port)),
+                    json!({"dnat": {"addr": pod_ip.to_string(), "port": hp.container_port}}),
+                ],
+            ));
+        }
+    }
+    apply(&json!({"nftables": batch}))
 }
 
 /// Deletes the table (nothing to do when it does not exist).
