@@ -1799,6 +1799,7 @@ fn reap_shim(ctx: &Ctx, id: &str) {
 pub async fn cleanup_pod(ctx: &Arc<Ctx>, uid: &str, namespace: &str, name: &str) {
     let runtime = ctx.kubelet.runtime.clone();
     let uid = uid.to_string();
+    let uid_net = uid.clone();
     let pod_dir = ctx.pod_dir(&uid);
     let log = LogLocation {
         namespace: namespace.to_string(),
@@ -1807,11 +1808,6 @@ pub async fn cleanup_pod(ctx: &Arc<Ctx>, uid: &str, namespace: &str, name: &str)
         container_name: "x".into(),
         restart_count: 0,
     };
-    if let Some(net) = &ctx.kubelet.network
-        && let Err(e) = net.detach(&uid).await
-    {
-        tracing::warn!(pod_uid = %uid, error = %e, "cannot release the pod's network");
-    }
     let result = blocking(move || -> Result<(), RuntimeError> {
         runtime.destroy_sandbox(&uid)?;
         runtime.remove_pod_cgroup(&uid)?;
@@ -1824,6 +1820,15 @@ pub async fn cleanup_pod(ctx: &Arc<Ctx>, uid: &str, namespace: &str, name: &str)
     .await;
     if let Some(Err(e)) = result {
         tracing::warn!(error = %e, "cannot clean up a pod");
+    }
+    // After the sandbox: the blocking part above runs to its end even when a stopping
+    // daemon drops this future, whereas an await here may be cut short. The veth pair goes
+    // with the namespace anyway; an address left allocated is freed by the orphan cleanup
+    // at the next start.
+    if let Some(net) = &ctx.kubelet.network
+        && let Err(e) = net.detach(&uid_net).await
+    {
+        tracing::warn!(pod_uid = %uid_net, error = %e, "cannot release the pod's network");
     }
 }
 

@@ -246,10 +246,15 @@ impl TestDaemon {
             let o = self.cli(&["get", "pods", "-A", "-o", "name"]);
             !o.status.success() || !String::from_utf8_lossy(&o.stdout).trim().is_empty()
         };
+        // Sandboxes too: the kubelet frees a deleted pod's sandbox and network after the
+        // pod has left the store when it was already finished.
+        let sandboxes = self.dir.path().join("run/sandboxes");
         let has_containers = || {
-            std::fs::read_dir(&containers)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(false)
+            [&containers, &sandboxes].iter().any(|dir| {
+                std::fs::read_dir(dir)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            })
         };
         if !has_pods() && !has_containers() {
             return;
