@@ -35,6 +35,8 @@ const NET_CLAIMS: &str = "/tmp/berth-netclaims";
 
 /// A test daemon's network: a bridge `bt` + 6 characters, a /24 of 10.200.0.0/14 claimed
 /// exclusively (an `O_EXCL` file) while the daemon lives, and its nftables table.
+/// Dropped after its daemon stopped (it is the last field of `TestDaemon`), it removes the
+/// bridge and the table and gives up the claim.
 pub struct TestNet {
     pub bridge: String,
     pub pod_cidr: String,
@@ -42,8 +44,14 @@ pub struct TestNet {
     claim: PathBuf,
 }
 
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
 impl TestNet {
-    fn claim() -> TestNet {
+    pub fn claim() -> TestNet {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let tag = &id[..6];
         std::fs::create_dir_all(NET_CLAIMS).expect("claims dir");
@@ -69,7 +77,8 @@ impl TestNet {
         panic!("no free test pod CIDR in 10.200.0.0/14 (stale claims in {NET_CLAIMS}?)");
     }
 
-    fn config(&self) -> String {
+    /// The configuration keys (YAML lines) of this network.
+    pub fn config(&self) -> String {
         format!(
             "bridgeName: {}\npodCIDR: {}\nnftablesTable: {}\n",
             self.bridge, self.pod_cidr, self.table
@@ -77,13 +86,13 @@ impl TestNet {
     }
 
     /// Removes the bridge and the table (the daemon leaves them, as a node agent does).
-    fn remove(&self, state_dir: &Path) {
+    fn remove(&self) {
         let config = berth::network::NetworkConfig {
             bridge: self.bridge.clone(),
             pod_cidr: self.pod_cidr.parse().expect("cidr"),
             service_cidr: berth::network::DEFAULT_SERVICE_CIDR.parse().expect("cidr"),
             nft_table: self.table.clone(),
-            state_dir: state_dir.to_path_buf(),
+            state_dir: PathBuf::new(),
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -377,7 +386,6 @@ impl Drop for TestDaemon {
     fn drop(&mut self) {
         self.remove_all_pods();
         self.stop();
-        self.net.remove(&self.state_dir());
         match berth::runtime::Cgroups::detect(&format!("/{}", self.cgroup_parent())) {
             Ok(cg) => {
                 if let Err(e) = cg.remove_parent() {
