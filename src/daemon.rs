@@ -65,6 +65,16 @@ pub struct Config {
     pub job_back_off_base_millis: u64,
     /// Most processes one pod may run (its pod cgroup's pids limit); -1: no limit.
     pub pod_pids_limit: i64,
+    /// The pods' addresses (the bridge gets the first one).
+    #[serde(rename = "podCIDR")]
+    pub pod_cidr: String,
+    /// The Services' cluster IPs.
+    #[serde(rename = "serviceCIDR")]
+    pub service_cidr: String,
+    /// The Linux bridge the pods' veth pairs are attached to (at most 15 characters).
+    pub bridge_name: String,
+    /// berth's own nftables table (family ip): egress masquerade, later Services.
+    pub nftables_table: String,
 }
 
 impl Default for Config {
@@ -83,6 +93,10 @@ impl Default for Config {
             crash_loop_back_off_base_millis: 10_000,
             job_back_off_base_millis: 10_000,
             pod_pids_limit: -1,
+            pod_cidr: crate::network::DEFAULT_POD_CIDR.to_string(),
+            service_cidr: crate::network::DEFAULT_SERVICE_CIDR.to_string(),
+            bridge_name: crate::network::DEFAULT_BRIDGE.to_string(),
+            nftables_table: crate::network::DEFAULT_NFT_TABLE.to_string(),
         }
     }
 }
@@ -147,12 +161,33 @@ impl Config {
                 path: path.to_path_buf(),
                 message,
             })?;
+        config
+            .network()
+            .and_then(|n| n.validate().map_err(|e| e.to_string()))
+            .map_err(|message| DaemonError::ConfigInvalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
         Ok(config)
     }
 
     /// Event retention.
     pub fn event_ttl(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.event_ttl_seconds.max(60))
+    }
+
+    /// The pod network's settings, with the CIDRs parsed.
+    pub fn network(&self) -> Result<crate::network::NetworkConfig, String> {
+        Ok(crate::network::NetworkConfig {
+            bridge: self.bridge_name.clone(),
+            pod_cidr: self.pod_cidr.parse().map_err(|e| format!("podCIDR: {e}"))?,
+            service_cidr: self
+                .service_cidr
+                .parse()
+                .map_err(|e| format!("serviceCIDR: {e}"))?,
+            nft_table: self.nftables_table.clone(),
+            state_dir: self.state_dir.clone(),
+        })
     }
 
     /// `socket_mode` as permission bits.
@@ -385,6 +420,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let host = crate::kubelet::node::HostInfo::read(config.node_name.as_deref(), &config.state_dir);
     let node = tokio::task::block_in_place(|| crate::kubelet::node::register(&store, &host))?;
     tracing::info!(node = meta_name(&node), "node registered");
+    let network = config
+        .network()
+        .map_err(|message| DaemonError::ConfigInvalid {
+            path: PathBuf::from("the configuration"),
+            message,
+        })?;
     let kubelet = tokio::task::block_in_place(|| {
         crate::kubelet::Kubelet::new(crate::kubelet::KubeletConfig {
             state_dir: config.state_dir.clone(),
@@ -396,6 +437,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             ),
             shim_binary: None,
             pod_pids_limit: (config.pod_pids_limit > 0).then_some(config.pod_pids_limit),
+            network: Some(network.clone()),
         })
     })?;
     let (listener, write_group) = bind_socket(&config)?;

@@ -27,6 +27,9 @@
 //! - [`image`]: local images: content-addressed blobs, unpacked layers, overlayfs rootfs,
 //!   Kubernetes' command/env/pull-policy rules. Depends on nothing internal; used only by
 //!   the kubelet.
+//! - [`network`]: the pod network: a bridge, a veth pair per pod, persisted IPAM, IP
+//!   forwarding and egress masquerade (rtnetlink, nftables). Depends on nothing internal;
+//!   used only by the kubelet.
 //! - [`runtime`]: containers for the kubelet: pod sandboxes, cgroups (v1 and v2), and one
 //!   `berth shim` process per container, the only code that calls libcontainer. Depends on
 //!   nothing internal; only the kubelet may use it.
@@ -44,6 +47,7 @@ pub mod daemon;
 pub mod events;
 pub mod image;
 pub mod kubelet;
+pub mod network;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;

@@ -179,12 +179,15 @@ fn readiness_is_reported_to_the_notify_socket() {
         })
         .unwrap_or_default();
     let config = dir.path().join("config.yaml");
+    // Dropped at the end, after the daemon stopped: removes its bridge and table.
+    let net = common::TestNet::claim();
     std::fs::write(
         &config,
         format!(
-            "logDir: {}\nrunDir: {}\ncgroupParent: /{parent}\n",
+            "logDir: {}\nrunDir: {}\ncgroupParent: /{parent}\n{}",
             dir.path().join("logs").display(),
-            dir.path().join("run").display()
+            dir.path().join("run").display(),
+            net.config()
         ),
     )
     .expect("config");

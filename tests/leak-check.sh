@@ -7,7 +7,9 @@
 # under /run/berth*; overlay mounts whose layers are in a test directory; nsfs mounts of
 # berth's; cgroups named berth-test-* (any depth up to 3) or /berth* (top level) in every
 # cgroup hierarchy (each v1 controller and the v2 "unified" one); network namespaces named
-# berth* (`ip netns`); links and nftables tables named berth*; test directories in $TMPDIR;
+# berth* (`ip netns`); links named berth*, test bridges (bt + 6 hex digits) and pod veths
+# (bv/bp + 12 hex digits); nftables tables named berth*; pod /24 claims of test daemons
+# (/tmp/berth-netclaims/*); test directories in $TMPDIR;
 # files outside the temporary directories (/var/log/berth/pods/*berth-test*, /run/berth*).
 set -uo pipefail
 tmp=${TMPDIR:-/tmp}
@@ -121,7 +123,7 @@ if command -v ip >/dev/null 2>&1; then
   done < <(ip netns list 2>/dev/null | awk '$1 ~ /^berth/ {print $1}')
   while IFS= read -r link; do
     [ -n "$link" ] && leak "network link left: $link"
-  done < <(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^berth/ {print $2}')
+  done < <(ip -o link show 2>/dev/null | awk -F': ' '{sub(/@.*/, "", $2)} $2 ~ /^(berth|bt[0-9a-f]{6}$|b[vp][0-9a-f]{12}$)/ {print $2}')
 fi
 if command -v nft >/dev/null 2>&1; then
   while IFS= read -r t; do
@@ -131,7 +133,7 @@ fi
 
 # Files: test directories, and what tests must never write outside them.
 shopt -s nullglob
-for p in "$tmp"/berth-test-* /var/log/berth/pods/*berth-test* /run/berth /run/berth-* /run/berth.*; do
+for p in "$tmp"/berth-test-* /tmp/berth-netclaims/* /var/log/berth/pods/*berth-test* /run/berth /run/berth-* /run/berth.*; do
   [ -e "$p" ] && leak "left behind: $p"
 done
 

@@ -13,8 +13,13 @@ if getent group berth >/dev/null 2>&1; then
   fail "a berth group exists already; the purge check would remove it: not touching it"
 fi
 out=$(mktemp -d /tmp/berth-test-pkg.XXXXXX)
+# Its own pod network too (outside the test daemons' 10.200.0.0/14), removed at the end.
+pkg_bridge=bt$(printf '%06x' $(($$ % 16777216)))
+pkg_table=berth_t${pkg_bridge#bt}
 cleanup() {
   [ -n "${daemon_pid:-}" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  ip link del "$pkg_bridge" 2>/dev/null || true
+  nft delete table ip "$pkg_table" 2>/dev/null || true
   dpkg -P berth >/dev/null 2>&1 || true
   rm -rf "$out"
 }
@@ -59,6 +64,9 @@ socket: $state/berth.sock
 logDir: $state/logs
 runDir: $state/run
 cgroupParent: /$cgroup_parent
+bridgeName: $pkg_bridge
+podCIDR: 10.199.255.0/24
+nftablesTable: $pkg_table
 EOC
 /usr/bin/berth daemon --config "$state/config.yaml" >"$out/daemon.log" 2>&1 &
 daemon_pid=$!

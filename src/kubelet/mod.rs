@@ -35,6 +35,8 @@ pub struct KubeletConfig {
     pub shim_binary: Option<PathBuf>,
     /// Most processes a pod may have (Kubernetes' kubelet `podPidsLimit`); `None`: no limit.
     pub pod_pids_limit: Option<i64>,
+    /// The pod network; `None`: pods get no network beyond their loopback.
+    pub network: Option<crate::network::NetworkConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,10 @@ pub enum KubeletError {
     Runtime(#[from] RuntimeError),
     #[error("cannot open the image store: {0}")]
     Images(#[from] ImageError),
+    #[error("cannot set up the pod network: {0}")]
+    Network(#[from] crate::network::NetworkError),
+    #[error("the pod network needs a Tokio runtime")]
+    NoRuntime,
 }
 
 /// The node agent. Shared (`Arc`) by its workers and the services it gives the server.
@@ -51,11 +57,23 @@ pub struct Kubelet {
     pub config: KubeletConfig,
     pub runtime: Arc<Runtime>,
     pub images: Arc<ImageStore>,
+    pub network: Option<Arc<crate::network::Network>>,
 }
 
 impl Kubelet {
-    /// Opens the runtime (creating berth's cgroup parent) and the image store.
+    /// Opens the runtime (creating berth's cgroup parent), the image store and the pod
+    /// network (blocking on it: call from a Tokio runtime's `block_in_place`).
     pub fn new(config: KubeletConfig) -> Result<Arc<Kubelet>, KubeletError> {
+        // The network first: a CIDR that overlaps a host route stops the start before
+        // anything else (cgroups, images) is touched.
+        let network = match config.network.clone() {
+            Some(n) => {
+                let rt =
+                    tokio::runtime::Handle::try_current().map_err(|_| KubeletError::NoRuntime)?;
+                Some(Arc::new(rt.block_on(crate::network::Network::start(n))?))
+            }
+            None => None,
+        };
         let options = RuntimeOptions {
             shim_binary: config.shim_binary.clone(),
             cgroup_parent: config.cgroup_parent.clone(),
@@ -72,6 +90,7 @@ impl Kubelet {
             config,
             runtime: Arc::new(runtime),
             images: Arc::new(images),
+            network,
         }))
     }
 
@@ -334,6 +353,15 @@ async fn clean_orphans(ctx: &Arc<pods::Ctx>, known: &std::collections::HashSet<S
     })
     .await
     .unwrap_or_default();
+    let mut orphans = orphans;
+    if let Some(net) = &ctx.kubelet.network {
+        orphans.extend(
+            net.allocated()
+                .await
+                .into_iter()
+                .filter(|u| !known.contains(u)),
+        );
+    }
     for uid in orphans {
         tracing::info!(pod_uid = %uid, "cleaning up after a pod that no longer exists");
         pods::cleanup_pod(ctx, &uid, "", "").await;

@@ -302,6 +302,40 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
+/// The pod's `hostPort`s (containers' ports with one; TCP when no protocol is given).
+fn host_ports(pod: &Pod) -> Vec<crate::network::nft::HostPort> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let host_port = u16::try_from(p.host_port?).ok().filter(|p| *p > 0)?;
+            Some(crate::network::nft::HostPort {
+                protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
+                host_port,
+                container_port: u16::try_from(p.container_port).ok()?,
+                host_ip: p
+                    .host_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+                    .filter(|ip| !ip.is_unspecified()),
+            })
+        })
+        .filter(|p| p.protocol == "tcp" || p.protocol == "udp")
+        .collect()
+}
+
+/// Why a pod's sandbox (namespaces, cgroup, network) could not be set up.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
+}
+
 /// One pod's worker.
 pub struct Worker {
     ctx: Arc<Ctx>,
@@ -322,6 +356,9 @@ pub struct Worker {
     probe_rx: Option<mpsc::UnboundedReceiver<ProbeUpdate>>,
     /// `status.podIP` as last seen, for network probes.
     pod_ip: watch::Sender<Option<IpAddr>>,
+    /// The address the network gave the pod (the host's for hostNetwork pods), written to
+    /// `status.podIP(s)`.
+    ip: Option<IpAddr>,
 }
 
 /// Why the worker's loop woke up.
@@ -350,6 +387,7 @@ impl Worker {
             probe_tx,
             probe_rx: Some(probe_rx),
             pod_ip: watch::Sender::new(None),
+            ip: None,
         }
     }
 
@@ -797,6 +835,11 @@ impl Worker {
             Ok(())
         })
         .await;
+        let result: Option<Result<(), SetupError>> = match result {
+            Some(Ok(())) => self.ensure_network(pod).await,
+            Some(Err(e)) => Some(Err(e.into())),
+            None => None,
+        };
         match result {
             Some(Ok(())) => {
                 self.sandbox_ready = true;
@@ -814,6 +857,34 @@ impl Worker {
             }
             None => false,
         }
+    }
+
+    /// Gives the pod its address and `eth0` (after the sandbox, before any container), or
+    /// the host's address for hostNetwork pods. `None` when the worker task failed.
+    async fn ensure_network(&mut self, pod: &Pod) -> Option<Result<(), SetupError>> {
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        if host_network {
+            self.ip = self.ctx.host_ip.parse().ok();
+            return Some(Ok(()));
+        }
+        let Some(net) = self.ctx.kubelet.network.clone() else {
+            return Some(Ok(()));
+        };
+        let netns = self.ctx.kubelet.runtime.sandbox_paths(&self.uid).net;
+        let ip = match net.attach(&self.uid, &netns, host_ports(pod)).await {
+            Ok(ip) => IpAddr::V4(ip),
+            Err(e) => return Some(Err(e.into())),
+        };
+        self.ip = Some(ip);
+        let runtime = self.ctx.kubelet.runtime.clone();
+        let (uid, hostname) = (self.uid.clone(), self.name.clone());
+        blocking(move || runtime.set_pod_ip(&uid, &hostname, ip))
+            .await
+            .map(|r| r.map_err(SetupError::from))
     }
 
     /// Reads the state of every current run; records exits.
@@ -1442,6 +1513,8 @@ impl Worker {
             "conditions": conditions,
             "hostIP": self.ctx.host_ip,
             "hostIPs": [{"ip": self.ctx.host_ip}],
+            "podIP": self.ip.map(|ip| ip.to_string()),
+            "podIPs": self.ip.map(|ip| vec![json!({"ip": ip.to_string()})]),
             "startTime": self.start_time,
             "qosClass": qos_class(pod).as_str(),
             "containerStatuses": statuses(&apps, false),
@@ -1726,6 +1799,7 @@ fn reap_shim(ctx: &Ctx, id: &str) {
 pub async fn cleanup_pod(ctx: &Arc<Ctx>, uid: &str, namespace: &str, name: &str) {
     let runtime = ctx.kubelet.runtime.clone();
     let uid = uid.to_string();
+    let uid_net = uid.clone();
     let pod_dir = ctx.pod_dir(&uid);
     let log = LogLocation {
         namespace: namespace.to_string(),
@@ -1746,6 +1820,15 @@ pub async fn cleanup_pod(ctx: &Arc<Ctx>, uid: &str, namespace: &str, name: &str)
     .await;
     if let Some(Err(e)) = result {
         tracing::warn!(error = %e, "cannot clean up a pod");
+    }
+    // After the sandbox: the blocking part above runs to its end even when a stopping
+    // daemon drops this future, whereas an await here may be cut short. The veth pair goes
+    // with the namespace anyway; an address left allocated is freed by the orphan cleanup
+    // at the next start.
+    if let Some(net) = &ctx.kubelet.network
+        && let Err(e) = net.detach(&uid_net).await
+    {
+        tracing::warn!(pod_uid = %uid_net, error = %e, "cannot release the pod's network");
     }
 }
 

@@ -21,6 +21,88 @@ pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub config: String,
+    /// This daemon's own pod network (tests run in parallel, each with its own bridge,
+    /// pod CIDR and nftables table).
+    pub net: TestNet,
+}
+
+/// Prefix of the bridges of test daemons (the leak check looks for it).
+pub const TEST_BRIDGE_PREFIX: &str = "bt";
+/// Prefix of the nftables tables of test daemons.
+pub const TEST_NFT_PREFIX: &str = "berth_t";
+/// Where test daemons claim their pod /24 (one empty file per claimed /24).
+const NET_CLAIMS: &str = "/tmp/berth-netclaims";
+
+/// A test daemon's network: a bridge `bt` + 6 characters, a /24 of 10.200.0.0/14 claimed
+/// exclusively (an `O_EXCL` file) while the daemon lives, and its nftables table.
+/// Dropped after its daemon stopped (it is the last field of `TestDaemon`), it removes the
+/// bridge and the table and gives up the claim.
+pub struct TestNet {
+    pub bridge: String,
+    pub pod_cidr: String,
+    pub table: String,
+    claim: PathBuf,
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+impl TestNet {
+    pub fn claim() -> TestNet {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let tag = &id[..6];
+        std::fs::create_dir_all(NET_CLAIMS).expect("claims dir");
+        let mut seed = u32::from_str_radix(&id[6..14], 16).unwrap_or(0);
+        for _ in 0..1024 {
+            let n = seed % 1024;
+            seed = seed.wrapping_add(1);
+            let claim = Path::new(NET_CLAIMS).join(n.to_string());
+            if std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&claim)
+                .is_ok()
+            {
+                return TestNet {
+                    bridge: format!("{TEST_BRIDGE_PREFIX}{tag}"),
+                    pod_cidr: format!("10.{}.{}.0/24", 200 + n / 256, n % 256),
+                    table: format!("{TEST_NFT_PREFIX}{tag}"),
+                    claim,
+                };
+            }
+        }
+        panic!("no free test pod CIDR in 10.200.0.0/14 (stale claims in {NET_CLAIMS}?)");
+    }
+
+    /// The configuration keys (YAML lines) of this network.
+    pub fn config(&self) -> String {
+        format!(
+            "bridgeName: {}\npodCIDR: {}\nnftablesTable: {}\n",
+            self.bridge, self.pod_cidr, self.table
+        )
+    }
+
+    /// Removes the bridge and the table (the daemon leaves them, as a node agent does).
+    fn remove(&self) {
+        let config = berth::network::NetworkConfig {
+            bridge: self.bridge.clone(),
+            pod_cidr: self.pod_cidr.parse().expect("cidr"),
+            service_cidr: berth::network::DEFAULT_SERVICE_CIDR.parse().expect("cidr"),
+            nft_table: self.table.clone(),
+            state_dir: PathBuf::new(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        if let Err(e) = rt.block_on(berth::network::Network::remove_node_network(&config)) {
+            eprintln!("test daemon's network not removed: {e}");
+        }
+        let _ = std::fs::remove_file(&self.claim);
+    }
 }
 
 impl TestDaemon {
@@ -42,6 +124,7 @@ impl TestDaemon {
             dir,
             child: None,
             config: extra.to_string(),
+            net: TestNet::claim(),
         };
         d.spawn();
         d
@@ -74,12 +157,13 @@ impl TestDaemon {
     /// Spawns the daemon process and waits until it answers.
     pub fn spawn(&mut self) {
         let config = format!(
-            "stateDir: {}\nsocket: {}\nlogDir: {}\nrunDir: {}\ncgroupParent: /{}\n{}",
+            "stateDir: {}\nsocket: {}\nlogDir: {}\nrunDir: {}\ncgroupParent: /{}\n{}{}",
             self.state_dir().display(),
             self.socket().display(),
             self.dir.path().join("logs").display(),
             self.dir.path().join("run").display(),
             self.cgroup_parent(),
+            self.net.config(),
             self.config
         );
         std::fs::write(self.config_path(), config).expect("write config");
@@ -171,8 +255,8 @@ impl TestDaemon {
             let o = self.cli(&["get", "pods", "-A", "-o", "name"]);
             !o.status.success() || !String::from_utf8_lossy(&o.stdout).trim().is_empty()
         };
-        // Sandboxes too: the kubelet frees a deleted pod's sandbox after the pod has left
-        // the store when it was already finished.
+        // Sandboxes too: the kubelet frees a deleted pod's sandbox and network after the
+        // pod has left the store when it was already finished.
         let sandboxes = self.dir.path().join("run/sandboxes");
         let has_containers = || {
             [&containers, &sandboxes].iter().any(|dir| {
