@@ -15,6 +15,7 @@ pub enum CauseType {
     FieldValueDuplicate,
     FieldValueForbidden,
     FieldValueTooLong,
+    FieldValueTooMany,
     FieldValueTypeInvalid,
     FieldValueUnknown,
 }
@@ -28,6 +29,7 @@ impl CauseType {
             CauseType::FieldValueDuplicate => "FieldValueDuplicate",
             CauseType::FieldValueForbidden => "FieldValueForbidden",
             CauseType::FieldValueTooLong => "FieldValueTooLong",
+            CauseType::FieldValueTooMany => "FieldValueTooMany",
             CauseType::FieldValueTypeInvalid => "FieldValueTypeInvalid",
             CauseType::FieldValueUnknown => "FieldValueUnknown",
         }
@@ -98,6 +100,13 @@ impl FieldError {
             kind: CauseType::FieldValueTooLong,
             field: field.into(),
             detail: format!("Too long: may not be more than {max} bytes"),
+        }
+    }
+    pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
+        FieldError {
+            kind: CauseType::FieldValueTooMany,
+            field: field.into(),
+            detail: format!("Too many: {actual}: must have at most {max} items"),
         }
     }
     pub fn immutable(field: impl Into<String>) -> Self {
@@ -351,6 +360,7 @@ fn cause_from_str(s: &str) -> CauseType {
         "FieldValueDuplicate" => CauseType::FieldValueDuplicate,
         "FieldValueForbidden" => CauseType::FieldValueForbidden,
         "FieldValueTooLong" => CauseType::FieldValueTooLong,
+        "FieldValueTooMany" => CauseType::FieldValueTooMany,
         "FieldValueTypeInvalid" => CauseType::FieldValueTypeInvalid,
         "FieldValueUnknown" => CauseType::FieldValueUnknown,
         _ => CauseType::FieldValueInvalid,

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, PersistentVolume,
     PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service,
 };
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -222,6 +223,7 @@ pub static REGISTRY: LazyLock<Vec<ResourceType>> = LazyLock::new(|| {
         entry::<Namespace>(&["ns"], SPEC_STATUS),
         entry::<Node>(&["no"], SPEC_STATUS),
         entry::<Endpoints>(&["ep"], DATA),
+        entry::<EndpointSlice>(&[], DATA),
         entry::<ConfigMap>(&["cm"], DATA),
         entry::<Secret>(&[], DATA),
         entry::<PersistentVolume>(&["pv"], SPEC_STATUS),

@@ -15,6 +15,7 @@ mod batch;
 mod cluster;
 mod config;
 mod cron;
+mod discovery;
 mod networking;
 mod pod;
 mod service;
