@@ -28,8 +28,8 @@
 //!   Kubernetes' command/env/pull-policy rules. Depends on nothing internal; used only by
 //!   the kubelet.
 //! - [`network`]: the pod network: a bridge, a veth pair per pod, persisted IPAM, IP
-//!   forwarding and egress masquerade (rtnetlink, nftables). Depends on nothing internal;
-//!   used only by the kubelet.
+//!   forwarding and egress masquerade (rtnetlink, nftables), NetworkPolicy rules. Depends
+//!   only on `api` (label selectors, object fields); used only by the kubelet.
 //! - [`runtime`]: containers for the kubelet: pod sandboxes, cgroups (v1 and v2), and one
 //!   `berth shim` process per container, the only code that calls libcontainer. Depends on
 //!   nothing internal; only the kubelet may use it.

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod metrics;
+pub mod netpol;
 pub mod node;
 pub mod pods;
 pub mod portforward;
@@ -132,10 +133,18 @@ impl Kubelet {
             memory_capacity: memory_kib.saturating_mul(1024),
             events: crate::events::Recorder::new(store, "kubelet", node),
         });
-        vec![
+        let mut tasks = vec![
             tokio::spawn(sync_loop(ctx.clone(), shutdown.clone())),
-            tokio::spawn(reaper(self.clone(), shutdown)),
-        ]
+            tokio::spawn(reaper(self.clone(), shutdown.clone())),
+        ];
+        if let Some(net) = &self.network {
+            tasks.push(tokio::spawn(netpol::run(
+                ctx.store.clone(),
+                net.config().clone(),
+                shutdown,
+            )));
+        }
+        tasks
     }
 }
 
