@@ -42,19 +42,19 @@ pub async fn run(
         let table = network.nft_table.clone();
         let batch = tokio::task::spawn_blocking(move || {
             let rules = desired(&s, cidr)?;
-            Some(policy::ruleset(&table, &rules))
+            Some((policy::ruleset(&table, &rules), rules.len()))
         })
         .await
         .ok()
         .flatten();
         let mut wait = RESYNC;
-        if let Some(batch) = batch {
+        if let Some((batch, policed)) = batch {
             let text = batch.to_string();
             if applied.as_deref() != Some(text.as_str()) {
                 let result = tokio::task::spawn_blocking(move || policy::apply(&batch)).await;
                 match result {
                     Ok(Ok(())) => {
-                        tracing::debug!(table = %policy::table_name(&network.nft_table), "network policies applied");
+                        tracing::info!(table = %policy::table_name(&network.nft_table), policed_pods = policed, "network policies applied");
                         applied = Some(text);
                     }
                     Ok(Err(e)) => {
@@ -167,4 +167,50 @@ fn desired(store: &Store, cidr: crate::network::Ipv4Net) -> Option<policy::Rules
     Some(policy::compute(&policies, &pods, &namespaces, |ip| {
         cidr.contains(ip)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn change(kind: EventType, object: Value, previous: Option<Value>) -> Change {
+        Change {
+            revision: 1,
+            kind,
+            resource: registry::by_kind("v1", "Pod").unwrap(),
+            object,
+            previous,
+        }
+    }
+
+    #[test]
+    fn only_pod_changes_that_policies_can_see_matter() {
+        let pod = json!({"metadata": {"name": "a", "labels": {"app": "x"}},
+                         "spec": {"containers": [{"name": "c"}]},
+                         "status": {"phase": "Running", "podIP": "10.0.0.2"}});
+        let mut ready = pod.clone();
+        ready["status"]["conditions"] = json!([{"type": "Ready", "status": "True"}]);
+        assert!(!matters(&change(
+            EventType::Modified,
+            ready,
+            Some(pod.clone())
+        )));
+        let mut relabelled = pod.clone();
+        relabelled["metadata"]["labels"]["app"] = json!("y");
+        assert!(matters(&change(
+            EventType::Modified,
+            relabelled,
+            Some(pod.clone())
+        )));
+        let mut finished = pod.clone();
+        finished["status"]["phase"] = json!("Succeeded");
+        assert!(matters(&change(
+            EventType::Modified,
+            finished,
+            Some(pod.clone())
+        )));
+        assert!(matters(&change(EventType::Deleted, pod.clone(), None)));
+        assert!(matters(&change(EventType::Modified, pod, None)));
+    }
 }

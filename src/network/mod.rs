@@ -184,6 +184,10 @@ pub enum NetworkError {
     Exhausted { cidr: String },
     #[error("nftables: {0}")]
     Nft(String),
+    #[error(
+        "the kernel's br_netfilter is not available, so NetworkPolicies cannot see traffic between pods; load it (modprobe br_netfilter) and restart berth"
+    )]
+    NoBridgeNetfilter,
 }
 
 /// The node's pod network, set up once at start.

@@ -177,6 +177,11 @@ impl Rules {
     pub fn is_empty(&self) -> bool {
         self.pods.is_empty()
     }
+
+    /// How many pods are policed (for either direction).
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
 }
 
 /// Evaluates the policies over the pods. `local` tells which pods this node polices (those
@@ -544,24 +549,28 @@ pub fn delete_table(base_table: &str) -> Result<(), NetworkError> {
 pub fn enable_bridge_netfilter(bridge: &str) -> Result<(), NetworkError> {
     let sys = Path::new("/proc/sys/net/bridge");
     if !sys.exists() {
-        let loaded = std::process::Command::new("modprobe")
+        let _ = std::process::Command::new("modprobe")
             .arg("br_netfilter")
-            .status()
-            .is_ok_and(|s| s.success());
-        if loaded && sys.exists() {
-            for f in [
-                "bridge-nf-call-iptables",
-                "bridge-nf-call-ip6tables",
-                "bridge-nf-call-arptables",
-            ] {
-                let path = sys.join(f);
-                std::fs::write(&path, "0").map_err(|source| NetworkError::Io {
-                    action: "restore the host-wide bridge netfilter setting",
-                    path,
-                    source,
-                })?;
-            }
+            .stdin(std::process::Stdio::null())
+            .output();
+        if !sys.exists() {
+            return Err(NetworkError::NoBridgeNetfilter);
         }
+        for f in [
+            "bridge-nf-call-iptables",
+            "bridge-nf-call-ip6tables",
+            "bridge-nf-call-arptables",
+        ] {
+            let path = sys.join(f);
+            std::fs::write(&path, "0").map_err(|source| NetworkError::Io {
+                action: "restore the host-wide bridge netfilter setting",
+                path,
+                source,
+            })?;
+        }
+        tracing::info!(
+            "loaded br_netfilter; its host-wide bridge-nf-call-* settings set back to 0 (berth turns it on for its own bridge only)"
+        );
     }
     let path = Path::new("/sys/class/net")
         .join(bridge)
