@@ -240,8 +240,8 @@ spec:
 }
 
 #[test]
-fn namespace_selectors_ip_blocks_and_deleted_pods() {
-    let d = daemon();
+fn namespace_selectors_ip_blocks_a_restart_and_deleted_pods() {
+    let mut d = daemon();
     let mut yaml = String::new();
     for (ns, team) in [("np-a", "a"), ("np-b", "b")] {
         yaml += &format!(
@@ -316,6 +316,14 @@ spec:
     assert!(reaches(&d, "default", "w", db, 5000), "in the ipBlock");
     assert!(reaches(&d, "default", "w", db, 5001), "endPort");
     assert!(reaches(&d, "np-a", "x", db, 5001));
+
+    // The rules stay while the daemon is down (its pods keep running) and still hold
+    // after it restarts.
+    d.stop();
+    assert!(policy_table_exists(&d), "the pods stay policed");
+    d.spawn();
+    assert!(!reaches(&d, "np-b", "z", db, 5000));
+    assert!(reaches(&d, "np-b", "y", db, 5000));
 
     // A namespace's labels count: z's namespace joins team a, z still is excepted on
     // 5001 but gets 5000 through the namespaceSelector.
