@@ -207,35 +207,55 @@ pub fn compute(
             tracing::warn!(namespace = ns, policy = ?policy.metadata.name, "network policy with an invalid podSelector ignored");
             continue;
         };
-        let types = policy_types(&spec);
+        let (ingress, egress) = policy_types(&spec);
+        // Peers (and egress ports) do not depend on the target pod: resolve them once.
+        let ingress_rules: Vec<(Vec<Peer>, Option<&[NetworkPolicyPort]>)> = spec
+            .ingress
+            .iter()
+            .flatten()
+            .map(|r| {
+                (
+                    peers(r.from.as_deref(), ns, pods, &ns_labels),
+                    r.ports.as_deref(),
+                )
+            })
+            .collect();
+        let egress_rules: Vec<(Vec<Peer>, Vec<PortMatch>)> = spec
+            .egress
+            .iter()
+            .flatten()
+            .map(|r| {
+                let ports = ports(r.ports.as_deref(), |name, proto| {
+                    // A named port in an egress rule: that port of each destination pod.
+                    pods.iter()
+                        .filter_map(|p| Some((p.named_port(name, proto)?, Some(p.ip))))
+                        .collect()
+                });
+                (peers(r.to.as_deref(), ns, pods, &ns_labels), ports)
+            })
+            .collect();
         for target in pods
             .iter()
             .filter(|p| p.namespace == ns && local(p.ip) && selector.matches(&p.labels))
         {
             let entry = rules.pods.entry(target.ip).or_default();
-            if types.0 {
+            if ingress {
                 let set = entry.ingress.get_or_insert_with(BTreeSet::new);
-                for rule in spec.ingress.iter().flatten() {
-                    let peers = peers(rule.from.as_deref(), ns, pods, &ns_labels);
-                    let ports = ports(rule.ports.as_deref(), |name, proto| {
+                for (peers, list) in &ingress_rules {
+                    // A named port in an ingress rule: the target pod's own port.
+                    let ports = ports(*list, |name, proto| {
                         target
                             .named_port(name, proto)
                             .map(|p| vec![(p, None)])
                             .unwrap_or_default()
                     });
-                    combine(set, &peers, &ports);
+                    combine(set, peers, &ports);
                 }
             }
-            if types.1 {
+            if egress {
                 let set = entry.egress.get_or_insert_with(BTreeSet::new);
-                for rule in spec.egress.iter().flatten() {
-                    let peers = peers(rule.to.as_deref(), ns, pods, &ns_labels);
-                    let ports = ports(rule.ports.as_deref(), |name, proto| {
-                        pods.iter()
-                            .filter_map(|p| Some((p.named_port(name, proto)?, Some(p.ip))))
-                            .collect()
-                    });
-                    combine(set, &peers, &ports);
+                for (peers, ports) in &egress_rules {
+                    combine(set, peers, ports);
                 }
             }
         }
