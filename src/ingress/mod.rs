@@ -222,13 +222,29 @@ impl Rebuilder {
     /// Rebuilds and swaps the table and certificates, then writes the served Ingresses'
     /// status. `Ok(true)`: a status write failed, try again soon.
     fn rebuild(&self, store: &Store) -> Result<bool, IngressError> {
+        let ingresses: Vec<k8s_openapi::api::networking::v1::Ingress> =
+            list(store, "networking.k8s.io/v1", "Ingress")?;
+        // Without Ingresses nothing else matters: endpoint churn costs no reads.
+        let some = !ingresses.is_empty();
         let inputs = routes::Inputs {
-            ingresses: list(store, "networking.k8s.io/v1", "Ingress")?,
+            ingresses,
             classes: list(store, "networking.k8s.io/v1", "IngressClass")?,
-            services: list(store, "v1", "Service")?,
-            slices: list(store, "discovery.k8s.io/v1", "EndpointSlice")?,
+            services: if some {
+                list(store, "v1", "Service")?
+            } else {
+                Vec::new()
+            },
+            slices: if some {
+                list(store, "discovery.k8s.io/v1", "EndpointSlice")?
+            } else {
+                Vec::new()
+            },
         };
-        let secrets: Vec<k8s_openapi::api::core::v1::Secret> = list(store, "v1", "Secret")?;
+        let secrets: Vec<k8s_openapi::api::core::v1::Secret> = if some {
+            list(store, "v1", "Secret")?
+        } else {
+            Vec::new()
+        };
         let table = routes::Table::build(&inputs);
         let certs = tls::Certs::build(&routes::tls_secrets(&inputs, &table.served), &secrets);
         let served = table.served.clone();

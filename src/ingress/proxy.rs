@@ -23,6 +23,8 @@ type Body = BoxBody<Bytes, hyper::Error>;
 
 /// How long connecting to a backend may take before the client gets a 502.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -97,7 +99,11 @@ where
 {
     let service =
         hyper::service::service_fn(move |req| handle(req, peer, port, shared.clone(), https));
+    // A client gets HEADER_READ_TIMEOUT to send a request's headers (idle keep-alive
+    // connections and slow senders are closed).
     if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(io, service)
         .with_upgrades()
         .await
