@@ -1,9 +1,9 @@
 //! The built-in Ingress controller with real pods (root): hosts and paths route to the right
 //! Services, TLS certificates are chosen by SNI, force-ssl-redirect answers 308, a backend
-//! without ready endpoints answers 503, X-Forwarded-* reach the backend, a WebSocket echo
-//! works through it, and changing an Ingress keeps a request in flight. Traffic goes only to
-//! 127.0.0.1 (the listeners), the test's own pods and the test's own echo server on its
-//! daemon's bridge address.
+//! without ready endpoints answers 503 and one that refuses the connection 502,
+//! X-Forwarded-* reach the backend, a WebSocket echo works through it, and changing an
+//! Ingress keeps a request in flight. Traffic goes only to 127.0.0.1 (the listeners), the
+//! test's own pods and the test's own servers on its daemon's bridge address.
 
 mod common;
 
@@ -494,4 +494,48 @@ spec:
         got
     });
     assert_eq!(reply, ["hello", "through berth"]);
+
+    // A backend that refuses the connection: 502.
+    let closed_port = rt
+        .block_on(tokio::net::TcpListener::bind((gateway, 0)))
+        .and_then(|l| l.local_addr())
+        .expect("a free port on the bridge address")
+        .port();
+    apply(
+        &d,
+        "closed",
+        &format!(
+            "apiVersion: v1
+kind: Service
+metadata:
+  name: closed
+spec:
+  ports: [{{port: 80, targetPort: {closed_port}}}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: closed
+subsets:
+- addresses: [{{ip: {gateway}}}]
+  ports: [{{port: {closed_port}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: closed
+spec:
+  rules:
+  - host: closed.test
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: closed, port: {{number: 80}}}}}}}}
+"
+        ),
+    );
+    let url = format!("http://closed.test:{http}/");
+    eventually(60, "closed.test answered 502", || {
+        let (code, _, _) = curl("closed.test", http, &url, &[]);
+        (code == 502).then_some(())
+    });
 }
