@@ -275,6 +275,17 @@ async fn forward(
 ) -> Result<Response<Body>, ForwardError> {
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    // The backend gets the origin form, also when the client sent an absolute URI.
+    if req.uri().authority().is_some() {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".to_string());
+        if let Ok(uri) = pq.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
     strip_hop_by_hop(req.headers_mut(), upgrade);
     add_forwarded(req.headers_mut(), peer, https, host, local_port);
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
