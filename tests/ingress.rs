@@ -525,11 +525,13 @@ kind: Ingress
 metadata:
   name: closed
 spec:
+  tls: [{{hosts: [closed.test], secretName: missing-tls}}]
   rules:
   - host: closed.test
     http:
       paths:
       - {{path: /, pathType: Prefix, backend: {{service: {{name: closed, port: {{number: 80}}}}}}}}
+      - {{path: /missing, pathType: Prefix, backend: {{service: {{name: missing, port: {{number: 80}}}}}}}}
 "
         ),
     );
@@ -537,5 +539,33 @@ spec:
     eventually(60, "closed.test answered 502", || {
         let (code, _, _) = curl("closed.test", http, &url, &[]);
         (code == 502).then_some(())
+    });
+
+    // A Service that does not exist: 503, and Warning events name it and the missing
+    // TLS Secret.
+    let (code, body, _) = curl("closed.test", http, &format!("{url}missing"), &[]);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("service \"missing\" not found"), "{body}");
+    eventually(30, "warning events on the Ingress", || {
+        let events = get_json(&d, &["events"])?;
+        let reasons: Vec<String> = events["items"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["involvedObject"]["name"] == "closed" && e["type"] == "Warning")
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e["reason"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        (reasons
+            .iter()
+            .any(|r| r.starts_with("BackendUnavailable: service \"missing\" not found"))
+            && reasons
+                .iter()
+                .any(|r| r.starts_with("InvalidTLSSecret: secret default/missing-tls not found")))
+        .then_some(())
     });
 }

@@ -12,8 +12,9 @@ mod proxy;
 pub mod routes;
 mod tls;
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -114,6 +115,7 @@ pub async fn start(
             shutdown.clone(),
         )));
     }
+    let events = crate::events::Recorder::new(store.clone(), "berth-ingress-controller", &node);
     tasks.push(tokio::spawn(rebuild_loop(
         store,
         Rebuilder {
@@ -122,6 +124,8 @@ pub async fn start(
             node,
             address: config.address,
             ports,
+            events,
+            reported: Mutex::default(),
         },
         shutdown,
     )));
@@ -136,7 +140,13 @@ struct Rebuilder {
     address: IpAddr,
     /// The ports actually listened on (for the status).
     ports: Vec<u16>,
+    events: crate::events::Recorder,
+    /// The problems the last rebuild found (already reported).
+    reported: Mutex<BTreeSet<Problem>>,
 }
+
+/// An Ingress, the reason and the message of a Warning event about it.
+type Problem = (routes::ObjectRef, &'static str, String);
 
 fn relevant(c: &crate::store::Change) -> bool {
     // Our own status writes change nothing the table is built from.
@@ -246,14 +256,26 @@ impl Rebuilder {
             Vec::new()
         };
         let table = routes::Table::build(&inputs);
-        let certs = tls::Certs::build(&routes::tls_secrets(&inputs, &table.served), &secrets);
+        let (certs, tls_problems) =
+            tls::Certs::build(&routes::tls_secrets(&inputs, &table.served), &secrets);
         let served = table.served.clone();
+        let problems: BTreeSet<_> = table
+            .problems
+            .iter()
+            .map(|(r, m)| (r.clone(), "BackendUnavailable", m.clone()))
+            .chain(
+                tls_problems
+                    .into_iter()
+                    .map(|(r, m)| (r, "InvalidTLSSecret", m)),
+            )
+            .collect();
         self.shared.swap(table);
         match self.resolver.current.write() {
             Ok(mut c) => *c = Arc::new(certs),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(certs),
         }
         tracing::debug!(ingresses = served.len(), "ingress table rebuilt");
+        self.report(store, problems);
         let status = self.load_balancer_status(store);
         let mut pending = false;
         for (ns, name) in &served {
@@ -263,6 +285,26 @@ impl Rebuilder {
             }
         }
         Ok(pending)
+    }
+
+    /// A Warning event on the Ingress for each problem not reported by the last rebuild
+    /// (so endpoint churn does not repeat them).
+    fn report(&self, store: &Store, problems: BTreeSet<Problem>) {
+        let mut reported = match self.reported.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some(rt) = registry::by_kind("networking.k8s.io/v1", "Ingress") else {
+            return;
+        };
+        for ((ns, name), reason, message) in problems.difference(&reported) {
+            tracing::warn!(namespace = %ns, ingress = %name, reason, message, "ingress problem");
+            if let Ok(ing) = store.get(rt, Some(ns), name) {
+                self.events
+                    .record(&ing, crate::events::EventType::Warning, reason, message);
+            }
+        }
+        *reported = problems;
     }
 
     /// `status.loadBalancer`: the node's InternalIP (and ExternalIP) addresses, or the

@@ -109,6 +109,9 @@ pub struct Table {
     default_backend: Option<Arc<Target>>,
     /// The Ingresses served, oldest first.
     pub served: Vec<ObjectRef>,
+    /// What is wrong with a served Ingress's backends (not a passing lack of ready
+    /// endpoints): the Ingress and a message.
+    pub problems: Vec<(ObjectRef, String)>,
 }
 
 /// The host of a request without its port, lower-cased.
@@ -175,11 +178,17 @@ impl Table {
                 .as_ref()
                 .and_then(|a| a.get(FORCE_SSL_REDIRECT))
                 .is_some_and(|v| v == "true");
-            let target = |backend: &IngressBackend| {
+            let mut problems = Vec::new();
+            let mut target = |backend: &IngressBackend| {
                 let (endpoints, unavailable) = match resolve(&ns, backend, inputs) {
                     Ok(e) if e.is_empty() => (e, Some("no ready endpoints".to_string())),
                     Ok(e) => (e, None),
-                    Err(why) => (Vec::new(), Some(why)),
+                    Err(why) => {
+                        if !problems.contains(&why) {
+                            problems.push(why.clone());
+                        }
+                        (Vec::new(), Some(why))
+                    }
                 };
                 Arc::new(Target {
                     ingress: (ns.clone(), name.clone()),
@@ -224,6 +233,11 @@ impl Table {
                     });
                 }
             }
+            table.problems.extend(
+                problems
+                    .into_iter()
+                    .map(|m| ((ns.clone(), name.clone()), m)),
+            );
         }
         table
     }
@@ -333,10 +347,19 @@ fn resolve(ns: &str, backend: &IngressBackend, inputs: &Inputs) -> Result<Vec<So
     Ok(out)
 }
 
-/// The TLS entries of the served Ingresses: (namespace, secret name) → the hosts it is for,
-/// oldest Ingress first.
-pub fn tls_secrets(inputs: &Inputs, served: &[ObjectRef]) -> Vec<(ObjectRef, Vec<String>)> {
-    let mut out: Vec<(ObjectRef, Vec<String>)> = Vec::new();
+/// A TLS entry of a served Ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsEntry {
+    pub ingress: ObjectRef,
+    /// (namespace, name) of the Secret.
+    pub secret: ObjectRef,
+    /// The hosts it is for (lower-cased).
+    pub hosts: Vec<String>,
+}
+
+/// The TLS entries of the served Ingresses, oldest Ingress first.
+pub fn tls_secrets(inputs: &Inputs, served: &[ObjectRef]) -> Vec<TlsEntry> {
+    let mut out = Vec::new();
     let by_ref: BTreeMap<ObjectRef, &Ingress> = inputs
         .ingresses
         .iter()
@@ -362,7 +385,11 @@ pub fn tls_secrets(inputs: &Inputs, served: &[ObjectRef]) -> Vec<(ObjectRef, Vec
                 .flatten()
                 .map(|h| h.to_ascii_lowercase())
                 .collect();
-            out.push(((r.0.clone(), secret), hosts));
+            out.push(TlsEntry {
+                ingress: r.clone(),
+                secret: (r.0.clone(), secret),
+                hosts,
+            });
         }
     }
     out
@@ -564,6 +591,13 @@ mod tests {
             ]}}]}),
         )]));
         assert!(t.route("other", "/").is_none());
+        assert_eq!(
+            t.problems,
+            [(
+                ("default".to_string(), "three".to_string()),
+                "service \"missing\" not found".to_string()
+            )]
+        );
         assert_eq!(
             dest(&t, "h", "/").as_deref(),
             Some("503 service \"missing\" not found")

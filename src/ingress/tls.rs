@@ -12,7 +12,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
 
-use super::routes::ObjectRef;
+use super::routes::{ObjectRef, TlsEntry};
 
 /// Why a Secret's certificate cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +37,14 @@ pub struct Certs {
 }
 
 impl Certs {
-    /// Loads the certificates of `entries` ((namespace, secret) → hosts, oldest first) from
-    /// `secrets`; a Secret that cannot be used is logged and skipped.
-    pub fn build(entries: &[(ObjectRef, Vec<String>)], secrets: &[Secret]) -> Certs {
+    /// Loads the certificates of `entries` (oldest Ingress first) from `secrets`; a Secret
+    /// that cannot be used is skipped and returned with its Ingress and the reason.
+    pub fn build(entries: &[TlsEntry], secrets: &[Secret]) -> (Certs, Vec<(ObjectRef, String)>) {
         let mut certs = Certs::default();
+        let mut problems = Vec::new();
         let mut loaded: HashMap<&ObjectRef, Arc<CertifiedKey>> = HashMap::new();
-        for (r, hosts) in entries {
+        for entry in entries {
+            let r = &entry.secret;
             let key = match loaded.get(r) {
                 Some(k) => k.clone(),
                 None => match load(r, secrets) {
@@ -52,7 +54,8 @@ impl Certs {
                         k
                     }
                     Err(e) => {
-                        tracing::warn!(namespace = %r.0, secret = %r.1, error = %e, "ingress tls certificate skipped");
+                        tracing::debug!(namespace = %r.0, secret = %r.1, error = %e, "ingress tls certificate skipped");
+                        problems.push((entry.ingress.clone(), e.to_string()));
                         continue;
                     }
                 },
@@ -60,7 +63,7 @@ impl Certs {
             if certs.default.is_none() {
                 certs.default = Some(key.clone());
             }
-            for h in hosts {
+            for h in &entry.hosts {
                 let map = match h.strip_prefix('*') {
                     Some(suffix) => certs.wildcard.entry(suffix.to_string()),
                     None => certs.exact.entry(h.clone()),
@@ -68,7 +71,7 @@ impl Certs {
                 map.or_insert_with(|| key.clone());
             }
         }
-        certs
+        (certs, problems)
     }
 
     /// The certificate for a server name (or the default).
