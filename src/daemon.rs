@@ -575,6 +575,15 @@ mod tests {
         let c = Config::load(&p, true).expect("valid");
         assert_eq!(c.socket_mode_bits(), Ok(0o666));
         assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        std::fs::write(&p, "ingressAddress: everywhere\n").expect("write");
+        let e = Config::load(&p, true).expect_err("bad address").to_string();
+        assert!(e.contains("ingressAddress: \"everywhere\""), "{e}");
+        std::fs::write(&p, "ingressHttpPort: 0\ningressHttpsPort: 8443\n").expect("write");
+        let c = Config::load(&p, true)
+            .expect("valid")
+            .ingress()
+            .expect("ingress");
+        assert_eq!((c.http_port, c.https_port), (0, 8443));
         assert!(Config::load(&dir.path().join("missing"), false).is_ok());
         assert!(Config::load(&dir.path().join("missing"), true).is_err());
     }
