@@ -52,6 +52,7 @@ pub mod image;
 pub mod ingress;
 pub mod kubelet;
 pub mod network;
+pub mod reset;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;
