@@ -68,6 +68,8 @@ cgroupParent: /$cgroup_parent
 bridgeName: $pkg_bridge
 podCIDR: 10.199.255.0/24
 nftablesTable: $pkg_table
+ingressHttpPort: 0
+ingressHttpsPort: 0
 EOC
 /usr/bin/berth daemon --config "$state/config.yaml" >"$out/daemon.log" 2>&1 &
 daemon_pid=$!
