@@ -65,6 +65,8 @@ pub struct Config {
     pub job_back_off_base_millis: u64,
     /// Most processes one pod may run (its pod cgroup's pids limit); -1: no limit.
     pub pod_pids_limit: i64,
+    /// How many pods this node takes (its `pods` capacity; Kubernetes' maxPods).
+    pub max_pods: u32,
     /// The pods' addresses (the bridge gets the first one).
     #[serde(rename = "podCIDR")]
     pub pod_cidr: String,
@@ -99,6 +101,7 @@ impl Default for Config {
             crash_loop_back_off_base_millis: 10_000,
             job_back_off_base_millis: 10_000,
             pod_pids_limit: -1,
+            max_pods: crate::kubelet::node::MAX_PODS,
             pod_cidr: crate::network::DEFAULT_POD_CIDR.to_string(),
             service_cidr: crate::network::DEFAULT_SERVICE_CIDR.to_string(),
             bridge_name: crate::network::DEFAULT_BRIDGE.to_string(),
@@ -446,7 +449,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Store::open(&state, store_opts)
     })?);
     tokio::task::block_in_place(|| bootstrap(&store))?;
-    let host = crate::kubelet::node::HostInfo::read(config.node_name.as_deref(), &config.state_dir);
+    let mut host =
+        crate::kubelet::node::HostInfo::read(config.node_name.as_deref(), &config.state_dir);
+    host.max_pods = config.max_pods;
     let node = tokio::task::block_in_place(|| crate::kubelet::node::register(&store, &host))?;
     tracing::info!(node = meta_name(&node), "node registered");
     let network = config

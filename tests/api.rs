@@ -149,6 +149,34 @@ fn label_and_field_selectors_filter_lists() {
         "{}",
         stderr(&bad)
     );
+
+    // delete -l and --all, as kubectl: a selection that matches nothing is no error.
+    let out = ok(&d.cli(&["delete", "cm", "-l", "app=web"]));
+    assert!(
+        out.contains("configmap \"a\" deleted") && out.contains("configmap \"b\" deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        names(&[])
+            .iter()
+            .filter(|n| *n != "kube-root-ca.crt")
+            .count(),
+        1
+    );
+    let none = d.cli(&["delete", "cm", "-l", "app=nothing"]);
+    assert!(none.status.success());
+    assert!(
+        stderr(&none).contains("No resources found"),
+        "{}",
+        stderr(&none)
+    );
+    let both = d.cli(&["delete", "cm", "c", "-l", "app=db"]);
+    assert!(
+        !both.status.success(),
+        "names and a selector together are refused"
+    );
+    ok(&d.cli(&["delete", "cm", "--all"]));
+    assert!(names(&[]).is_empty());
 }
 
 #[test]

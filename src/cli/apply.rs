@@ -259,8 +259,26 @@ pub async fn delete(client: &Client, args: DeleteArgs) -> Result<(), CliError> {
             ));
         };
         let mut out = Vec::new();
+        let by_selection = args.selector.is_some() || args.all;
         for (kind, names) in split_kind_names(kind, names)? {
             let rt = resolve_kind(&kind)?;
+            if by_selection {
+                if !names.is_empty() {
+                    return Err(CliError::Usage(
+                        "give either names or -l/--all, not both".into(),
+                    ));
+                }
+                let ns = rt.namespaced.then(|| namespace_or_default(&args.namespace));
+                let opts = crate::client::ListOptions {
+                    label_selector: args.selector.clone().filter(|_| !args.all),
+                    field_selector: None,
+                };
+                let list = client.list(rt, ns.as_deref(), &opts).await?;
+                for item in list.items {
+                    out.push((rt, ns.clone(), meta::name(&item).to_string()));
+                }
+                continue;
+            }
             if names.is_empty() {
                 return Err(CliError::Usage(format!(
                     "name the {} to delete: berth delete {kind} NAME",
@@ -274,6 +292,11 @@ pub async fn delete(client: &Client, args: DeleteArgs) -> Result<(), CliError> {
         }
         out
     };
+    if targets.is_empty() && (args.selector.is_some() || args.all) {
+        // kubectl's answer when a selection matches nothing (not an error).
+        eprintln!("No resources found");
+        return Ok(());
+    }
     let policy = match args.cascade {
         Cascade::Background => "Background",
         Cascade::Foreground => "Foreground",

@@ -209,6 +209,12 @@ pub struct DeleteArgs {
     pub files: Vec<PathBuf>,
     #[arg(short, long)]
     pub namespace: Option<String>,
+    /// Delete the objects of KIND whose labels match (e.g. `-l app=web`).
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Delete every object of KIND in the namespace.
+    #[arg(long)]
+    pub all: bool,
     /// What happens to objects this one owns.
     #[arg(long, value_enum, default_value = "background")]
     pub cascade: Cascade,

@@ -24,6 +24,8 @@ pub struct HostInfo {
     pub kernel: String,
     pub os_image: String,
     pub arch: String,
+    /// The node's pod capacity.
+    pub max_pods: u32,
 }
 
 impl HostInfo {
@@ -72,11 +74,12 @@ impl HostInfo {
                 "aarch64" => "arm64".into(),
                 other => other.into(),
             },
+            max_pods: MAX_PODS,
         }
     }
 }
 
-/// The number of pods a node takes, as Kubernetes' default.
+/// The number of pods a node takes by default, as Kubernetes' (config `maxPods`).
 pub const MAX_PODS: u32 = 110;
 
 /// The Node object for `host` (status included).
@@ -85,7 +88,7 @@ pub fn node_object(host: &HostInfo, now: &str) -> Value {
         "cpu": host.cpus.to_string(),
         "memory": format!("{}Ki", host.memory_kib),
         "ephemeral-storage": host.storage_bytes.to_string(),
-        "pods": MAX_PODS.to_string(),
+        "pods": host.max_pods.to_string(),
     });
     let condition = |t: &str, status: &str, reason: &str, message: &str| {
         json!({"type": t, "status": status, "reason": reason, "message": message,
@@ -207,6 +210,7 @@ mod tests {
             kernel: "6.1.0".into(),
             os_image: "Debian GNU/Linux 12 (bookworm)".into(),
             arch: "amd64".into(),
+            max_pods: MAX_PODS,
         }
     }
 

@@ -14,6 +14,9 @@
 //! all Running and Ready, one rolling update of it, RSS with 100 pods, against podman
 //! starting 100 containers. `cargo bench --bench harness -- workloads`.
 //!
+//! Section "network" (tests/bench/network.rs): requests per second to a busybox httpd pod
+//! directly, through its ClusterIP and through the Ingress. `-- network`.
+//!
 //! Section "containers" (tests/bench/containers.rs): container start against crun and
 //! podman, shim memory against conmon. `cargo bench --bench harness -- containers` runs
 //! only that section (`-- api` only the API one); with no name, both run.
@@ -21,6 +24,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod containers;
+mod network;
 mod workloads;
 
 use std::time::{Duration, Instant};
@@ -122,6 +126,11 @@ fn main() {
         let md = workloads::run_section();
         println!("{md}");
         update_benchmarks_md("workloads", &md);
+    }
+    if wanted("network") {
+        let md = network::run_section();
+        println!("{md}");
+        update_benchmarks_md("network", &md);
     }
 }
 
