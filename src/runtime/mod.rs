@@ -339,6 +339,11 @@ impl Runtime {
         )?)
     }
 
+    /// Rewrites the pod's `/etc/resolv.conf`.
+    pub fn write_resolv_conf(&self, pod_uid: &str, text: &str) -> Result<(), RuntimeError> {
+        Ok(sandbox::write_resolv_conf(&self.sandbox_paths(pod_uid), text)?)
+    }
+
     /// Unmounts and removes the pod's sandbox. Idempotent.
     pub fn destroy_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError> {
         Ok(sandbox::destroy(&self.sandboxes_dir(), pod_uid)?)

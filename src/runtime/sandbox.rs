@@ -149,6 +149,12 @@ pub fn write_hosts(
         .map_err(io_err("write the hosts file", &paths.hosts))
 }
 
+/// Rewrites the pod's `/etc/resolv.conf` (the kubelet forms it from the pod's DNS policy).
+/// Written in place, as the hosts file.
+pub fn write_resolv_conf(paths: &SandboxPaths, text: &str) -> Result<(), SandboxError> {
+    fs::write(&paths.resolv_conf, text).map_err(io_err("write resolv.conf", &paths.resolv_conf))
+}
+
 /// Creates the sandbox of `pod_uid` below `sandboxes_dir` by running the helper
 /// `<binary> shim sandbox create`. On failure nothing is left behind; when it already
 /// exists, it is returned as is.
@@ -178,8 +184,8 @@ pub fn create(
         write_hosts(&paths, hostname, None)?;
         fs::write(&paths.hostname, format!("{hostname}\n"))
             .map_err(io_err("write the hostname file", &paths.hostname))?;
-        // The host's resolver for now; the network layer replaces this with the cluster
-        // DNS. A missing host file gives an empty one (no DNS), not a failed pod.
+        // The host's resolver until the kubelet writes the pod's own (before any container
+        // starts). A missing host file gives an empty one (no DNS), not a failed pod.
         let resolv = fs::read("/etc/resolv.conf").unwrap_or_default();
         fs::write(&paths.resolv_conf, resolv)
             .map_err(io_err("write resolv.conf", &paths.resolv_conf))?;
