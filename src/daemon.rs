@@ -200,7 +200,10 @@ impl Config {
 
     /// The cluster DNS settings, checked.
     pub fn dns(&self) -> Result<crate::network::dns::DnsSettings, String> {
-        let domain = self.cluster_domain.trim_end_matches('.').to_ascii_lowercase();
+        let domain = self
+            .cluster_domain
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         let label_ok = |l: &str| {
             !l.is_empty()
                 && l.len() <= 63

@@ -47,7 +47,8 @@ impl Upstream {
                     continue;
                 };
                 q.fetch_add(1, Ordering::Relaxed);
-                let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+                let mut reply =
+                    Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
                 reply.metadata.recursion_desired = query.metadata.recursion_desired;
                 reply.metadata.recursion_available = true;
                 reply.add_queries(query.queries.clone());
@@ -127,7 +128,10 @@ fn running(d: &TestDaemon, name: &str) -> String {
         (p["status"]["phase"] == "Running" && p["status"]["containerStatuses"][0]["ready"] == true)
             .then_some(p)
     });
-    p["status"]["podIP"].as_str().unwrap_or_default().to_string()
+    p["status"]["podIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn exec(d: &TestDaemon, pod: &str, cmd: &[&str]) -> std::process::Output {
@@ -235,7 +239,11 @@ spec:
     // A name of the zone that does not exist.
     let missing = nslookup(&d, "client", &["nope.default.svc.cluster.local"]);
     assert!(missing.contains("NXDOMAIN"), "{missing}");
-    assert_eq!(upstream.queries.load(Ordering::Relaxed), 0, "zone names stay local");
+    assert_eq!(
+        upstream.queries.load(Ordering::Relaxed),
+        0,
+        "zone names stay local"
+    );
 
     // Outside the zone: forwarded to the test's own upstream.
     let outside = nslookup(&d, "client", &["outside.berth-test."]);

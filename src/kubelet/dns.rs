@@ -63,7 +63,8 @@ impl HostResolv {
     /// The host's `/etc/resolv.conf`; on a systemd-resolved host whose file names only the
     /// local stub (unreachable from a pod), the real upstreams resolved keeps.
     pub fn read() -> HostResolv {
-        let etc = HostResolv::parse(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+        let etc =
+            HostResolv::parse(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
         if !etc.nameservers.is_empty()
             && etc.nameservers.iter().all(|n| n.starts_with("127.0.0.53"))
             && let Ok(text) = std::fs::read_to_string("/run/systemd/resolve/resolv.conf")
@@ -105,18 +106,18 @@ pub fn pod_resolv_conf(pod: &Pod, cluster: Option<&ClusterDns>, host: &HostResol
             {
                 match cluster {
                     Some(c) => {
-                        let ns = pod
-                            .metadata
-                            .namespace
-                            .as_deref()
-                            .unwrap_or("default");
+                        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
                         let mut s = vec![
                             format!("{ns}.svc.{}", c.domain),
                             format!("svc.{}", c.domain),
                             c.domain.clone(),
                         ];
                         push_unique(&mut s, host.searches.iter().cloned());
-                        (vec![c.nameserver.to_string()], s, vec!["ndots:5".to_string()])
+                        (
+                            vec![c.nameserver.to_string()],
+                            s,
+                            vec!["ndots:5".to_string()],
+                        )
                     }
                     None => {
                         warnings.push((
@@ -292,6 +293,10 @@ mod tests {
         assert_eq!(search.split_whitespace().count(), 1 + MAX_SEARCH_PATHS);
         let reasons: Vec<&str> = r.warnings.iter().map(|w| w.0).collect();
         assert_eq!(reasons, ["DNSConfigForming", "DNSConfigForming"]);
-        assert!(r.warnings[0].1.contains("nameserver line is: 10.244.0.1 1.1.1.1 2.2.2.2"));
+        assert!(
+            r.warnings[0]
+                .1
+                .contains("nameserver line is: 10.244.0.1 1.1.1.1 2.2.2.2")
+        );
     }
 }

@@ -864,7 +864,11 @@ impl Worker {
 
     /// Writes the pod's `/etc/resolv.conf` from its DNS policy (before any container
     /// starts), recording Kubernetes' warnings about it as events.
-    async fn write_resolv_conf(&mut self, raw: &Value, pod: &Pod) -> Option<Result<(), SetupError>> {
+    async fn write_resolv_conf(
+        &mut self,
+        raw: &Value,
+        pod: &Pod,
+    ) -> Option<Result<(), SetupError>> {
         let kubelet = &self.ctx.kubelet;
         let formed =
             super::dns::pod_resolv_conf(pod, kubelet.cluster_dns.as_ref(), &kubelet.host_resolv);

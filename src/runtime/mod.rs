@@ -341,7 +341,10 @@ impl Runtime {
 
     /// Rewrites the pod's `/etc/resolv.conf`.
     pub fn write_resolv_conf(&self, pod_uid: &str, text: &str) -> Result<(), RuntimeError> {
-        Ok(sandbox::write_resolv_conf(&self.sandbox_paths(pod_uid), text)?)
+        Ok(sandbox::write_resolv_conf(
+            &self.sandbox_paths(pod_uid),
+            text,
+        )?)
     }
 
     /// Unmounts and removes the pod's sandbox. Idempotent.

@@ -73,8 +73,9 @@ pub fn parse_upstream(upstream: &str) -> Result<SocketAddr, String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, 53));
     }
-    s.parse::<SocketAddr>()
-        .map_err(|_| format!("dnsUpstreams: {s:?} is not an address like 192.168.1.1 or 127.0.0.1:5353"))
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!("dnsUpstreams: {s:?} is not an address like 192.168.1.1 or 127.0.0.1:5353")
+    })
 }
 
 /// The `nameserver` lines of a resolv.conf text, as they are listed.
@@ -105,12 +106,18 @@ pub struct DnsServer {
 
 impl DnsServer {
     /// Binds UDP and TCP `listen:port`.
-    pub fn bind(listen: Ipv4Addr, port: u16, settings: &DnsSettings) -> Result<DnsServer, DnsError> {
+    pub fn bind(
+        listen: Ipv4Addr,
+        port: u16,
+        settings: &DnsSettings,
+    ) -> Result<DnsServer, DnsError> {
         let addr = SocketAddr::new(IpAddr::V4(listen), port);
-        let err = |protocol| move |source| DnsError::Bind {
-            addr,
-            protocol,
-            source,
+        let err = |protocol| {
+            move |source| DnsError::Bind {
+                addr,
+                protocol,
+                source,
+            }
         };
         let udp = std::net::UdpSocket::bind(addr).map_err(err("udp"))?;
         udp.set_nonblocking(true).map_err(err("udp"))?;
@@ -347,10 +354,7 @@ impl RequestHandler for Handler {
         let builder = MessageResponseBuilder::new(&request.queries, None);
         let result = match reply {
             Some(mut msg) => {
-                let limit = usize::from(
-                    edns.as_ref()
-                        .map_or(512, |e: &Edns| e.max_payload()),
-                );
+                let limit = usize::from(edns.as_ref().map_or(512, |e: &Edns| e.max_payload()));
                 if in_zone
                     && request.protocol() == Protocol::Udp
                     && msg.to_vec().map_or(0, |v| v.len()) > limit
@@ -360,7 +364,11 @@ impl RequestHandler for Handler {
                     msg.answers.clear();
                     msg.additionals.clear();
                 }
-                let edns_out = if in_zone { edns.as_ref() } else { msg.edns.as_ref() };
+                let edns_out = if in_zone {
+                    edns.as_ref()
+                } else {
+                    msg.edns.as_ref()
+                };
                 let mut builder = MessageResponseBuilder::new(&request.queries, None);
                 if let Some(e) = edns_out {
                     builder.edns(e);
@@ -410,7 +418,10 @@ mod tests {
 
     #[test]
     fn upstreams_parse() {
-        assert_eq!(parse_upstream("10.0.0.2"), Ok("10.0.0.2:53".parse().expect("addr")));
+        assert_eq!(
+            parse_upstream("10.0.0.2"),
+            Ok("10.0.0.2:53".parse().expect("addr"))
+        );
         assert_eq!(
             parse_upstream("127.0.0.1:5353"),
             Ok("127.0.0.1:5353".parse().expect("addr"))

@@ -173,7 +173,10 @@ fn parse_slice(obj: &Value) -> Option<Slice> {
 }
 
 fn key(obj: &Value) -> (String, String) {
-    (meta::namespace(obj).to_string(), meta::name(obj).to_string())
+    (
+        meta::namespace(obj).to_string(),
+        meta::name(obj).to_string(),
+    )
 }
 
 fn dashed(ip: Ipv4Addr) -> String {
@@ -359,26 +362,25 @@ impl Zone {
                 .get(&(ns.to_string(), svc.to_string()))
                 .is_some_and(|s| s.ports.iter().any(|p| p.protocol == proto[1..])),
             ["svc", ns, svc, ep] => {
-                let found: Vec<Ipv4Addr> = match self.services.get(&(ns.to_string(), svc.to_string())) {
-                    Some(Service {
-                        kind: ServiceKind::Headless,
-                        ..
-                    }) => self
-                        .ready_endpoints(ns, svc)
-                        .into_iter()
-                        .filter(|(label, _, _)| label == ep)
-                        .map(|(_, ip, _)| ip)
-                        .collect(),
-                    _ => Vec::new(),
-                };
+                let found: Vec<Ipv4Addr> =
+                    match self.services.get(&(ns.to_string(), svc.to_string())) {
+                        Some(Service {
+                            kind: ServiceKind::Headless,
+                            ..
+                        }) => self
+                            .ready_endpoints(ns, svc)
+                            .into_iter()
+                            .filter(|(label, _, _)| label == ep)
+                            .map(|(_, ip, _)| ip)
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                 if qtype == RecordType::A {
                     out.answers.extend(found.iter().map(|ip| self.a(rel, *ip)));
                 }
                 !found.is_empty()
             }
-            ["svc", ns, svc, proto, port]
-                if proto.starts_with('_') && port.starts_with('_') =>
-            {
+            ["svc", ns, svc, proto, port] if proto.starts_with('_') && port.starts_with('_') => {
                 self.srv(ns, svc, &port[1..], &proto[1..], rel, qtype, &mut out)
             }
             _ => false,
@@ -510,7 +512,8 @@ mod tests {
                 json!({"metadata": {"namespace": "other", "name": "ext"},
                        "spec": {"type": "ExternalName", "externalName": "example.org"}}),
             ],
-            &[json!({"metadata": {"namespace": "default", "name": "db-abc",
+            &[
+                json!({"metadata": {"namespace": "default", "name": "db-abc",
                                   "labels": {"kubernetes.io/service-name": "db"}},
                      "addressType": "IPv4",
                      "ports": [{"name": "pg", "port": 5433, "protocol": "TCP"}],
@@ -518,7 +521,8 @@ mod tests {
                         {"addresses": ["10.244.0.5"], "hostname": "db-0",
                          "conditions": {"ready": true}},
                         {"addresses": ["10.244.0.6"], "conditions": {}},
-                        {"addresses": ["10.244.0.7"], "conditions": {"ready": false}}]})],
+                        {"addresses": ["10.244.0.7"], "conditions": {"ready": false}}]}),
+            ],
         );
         z
     }
@@ -545,7 +549,10 @@ mod tests {
             .answer("web.default.svc.cluster.local", RecordType::AAAA)
             .expect("in zone");
         assert!(!aaaa.nxdomain && aaaa.answers.is_empty() && aaaa.soa.is_some());
-        assert!(z.answer("web.default.svc.example.org", RecordType::A).is_none());
+        assert!(
+            z.answer("web.default.svc.example.org", RecordType::A)
+                .is_none()
+        );
     }
 
     #[test]
@@ -585,7 +592,13 @@ mod tests {
             },
             other => panic!("one SRV expected: {other:?}"),
         }
-        assert_eq!(ips(&Answer { answers: s.additionals.clone(), ..s.clone() }), ["10.96.0.10"]);
+        assert_eq!(
+            ips(&Answer {
+                answers: s.additionals.clone(),
+                ..s.clone()
+            }),
+            ["10.96.0.10"]
+        );
         let h = z
             .answer("_pg._tcp.db.default.svc.cluster.local", RecordType::SRV)
             .expect("in zone");
@@ -617,12 +630,23 @@ mod tests {
             .answer("nope.default.svc.cluster.local", RecordType::A)
             .expect("in zone");
         assert!(n.nxdomain);
-        assert!(matches!(n.soa.as_ref().map(|r| &r.data), Some(RData::SOA(_))));
-        for exists in ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"] {
+        assert!(matches!(
+            n.soa.as_ref().map(|r| &r.data),
+            Some(RData::SOA(_))
+        ));
+        for exists in [
+            "default.svc.cluster.local",
+            "svc.cluster.local",
+            "cluster.local",
+        ] {
             let a = z.answer(exists, RecordType::A).expect("in zone");
             assert!(!a.nxdomain, "{exists}");
         }
-        assert!(z.answer("nons.svc.cluster.local", RecordType::A).expect("zone").nxdomain);
+        assert!(
+            z.answer("nons.svc.cluster.local", RecordType::A)
+                .expect("zone")
+                .nxdomain
+        );
         let soa = z.answer("cluster.local", RecordType::SOA).expect("zone");
         assert_eq!(soa.answers.len(), 1);
     }
@@ -648,12 +672,20 @@ mod tests {
                            "addressType": "IPv4",
                            "endpoints": [{"addresses": ["10.244.0.8"]}]});
         z.set_slice(&slice);
-        let a = z.answer("db.default.svc.cluster.local", RecordType::A).expect("zone");
+        let a = z
+            .answer("db.default.svc.cluster.local", RecordType::A)
+            .expect("zone");
         assert_eq!(ips(&a), ["10.244.0.8"]);
         z.remove_slice(&slice);
-        let a = z.answer("db.default.svc.cluster.local", RecordType::A).expect("zone");
+        let a = z
+            .answer("db.default.svc.cluster.local", RecordType::A)
+            .expect("zone");
         assert!(a.answers.is_empty() && !a.nxdomain);
         z.remove_service(&json!({"metadata": {"namespace": "default", "name": "web"}}));
-        assert!(z.answer("web.default.svc.cluster.local", RecordType::A).expect("zone").nxdomain);
+        assert!(
+            z.answer("web.default.svc.cluster.local", RecordType::A)
+                .expect("zone")
+                .nxdomain
+        );
     }
 }
