@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use berth::network::Ipv4Net;
 use common::{TestDaemon, eventually, ok, stdout};
-use hickory_server::proto::op::{Message, MessageType, OpCode};
+use hickory_server::proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_server::proto::rr::rdata::A;
-use hickory_server::proto::rr::{RData, Record};
+use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 
 /// The address the test's upstream answers for every name.
 const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 77);
@@ -147,6 +147,41 @@ fn nslookup(d: &TestDaemon, pod: &str, args: &[&str]) -> String {
     format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr))
 }
 
+/// Asks the daemon's DNS server directly from the host (UDP, or TCP when `tcp`).
+fn ask(server: Ipv4Addr, name: &str, qtype: RecordType, tcp: bool) -> Message {
+    use std::io::{Read, Write};
+    let mut q = Message::query();
+    q.metadata.recursion_desired = true;
+    q.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+    let bytes = q.to_vec().expect("encode");
+    let addr = SocketAddrV4::new(server, 53);
+    let reply = if tcp {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect over TCP");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&bytes);
+        s.write_all(&framed).expect("send");
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).expect("length");
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut buf).expect("reply");
+        buf
+    } else {
+        let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.send_to(&bytes, addr).expect("send");
+        let mut buf = vec![0u8; 4096];
+        let n = s.recv(&mut buf).expect("reply over UDP");
+        buf.truncate(n);
+        buf
+    };
+    let m = Message::from_vec(&reply).expect("decode");
+    assert_eq!(m.metadata.id, q.metadata.id);
+    m
+}
+
 /// The host's search domains as the kubelet appends them.
 fn host_searches() -> Vec<String> {
     let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -210,8 +245,15 @@ spec:
             search.join(" ")
         )
     );
+    // /etc/hosts names the pod by its hostname and, with a subdomain, its full name.
     let hosts = ok(&exec(&d, "db-0", &["cat", "/etc/hosts"]));
-    assert!(hosts.contains(&format!("{db_ip}\t")), "{hosts}");
+    assert!(
+        hosts.ends_with(&format!(
+            "{db_ip}\tdb-0.db.default.svc.cluster.local\tdb-0\n"
+        )),
+        "{hosts}"
+    );
+    assert_eq!(ok(&exec(&d, "db-0", &["hostname"])), "db-0\n");
 
     // ClusterIP: the full name and the short one through the search path.
     let full = nslookup(&d, "client", &["web.default.svc.cluster.local"]);
@@ -239,6 +281,29 @@ spec:
     // A name of the zone that does not exist.
     let missing = nslookup(&d, "client", &["nope.default.svc.cluster.local"]);
     assert!(missing.contains("NXDOMAIN"), "{missing}");
+    // The same over UDP and TCP from the host: NXDOMAIN and NODATA carry the zone's SOA.
+    for tcp in [false, true] {
+        let a = ask(gw, "web.default.svc.cluster.local.", RecordType::A, tcp);
+        assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+        assert!(a.metadata.authoritative);
+        assert!(
+            matches!(&a.answers[..], [r] if r.data == RData::A(A(Ipv4Addr::new(10, 96, 77, 10)))),
+            "{a:?}"
+        );
+        let none = ask(gw, "nope.default.svc.cluster.local.", RecordType::A, tcp);
+        assert_eq!(none.metadata.response_code, ResponseCode::NXDomain);
+        assert!(
+            matches!(&none.authorities[..], [r] if r.record_type() == RecordType::SOA),
+            "{none:?}"
+        );
+        let aaaa = ask(gw, "web.default.svc.cluster.local.", RecordType::AAAA, tcp);
+        assert_eq!(aaaa.metadata.response_code, ResponseCode::NoError);
+        assert!(aaaa.answers.is_empty(), "{aaaa:?}");
+        assert!(
+            matches!(&aaaa.authorities[..], [r] if r.record_type() == RecordType::SOA),
+            "{aaaa:?}"
+        );
+    }
     assert_eq!(
         upstream.queries.load(Ordering::Relaxed),
         0,

@@ -17,6 +17,47 @@ use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::Pod;
 
+/// The pod's names for its UTS hostname and `/etc/hosts`, as Kubernetes derives them:
+/// `spec.hostname`, else the pod's name cut to 63 characters (without a trailing '-' or
+/// '.'); with `spec.subdomain` the fully qualified
+/// `<hostname>.<subdomain>.<ns>.svc.<cluster domain>`; and `spec.hostAliases`.
+pub fn pod_hosts(pod: &Pod, cluster_domain: &str) -> crate::runtime::sandbox::PodHosts {
+    let spec = pod.spec.as_ref();
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let hostname = match spec
+        .and_then(|s| s.hostname.as_deref())
+        .filter(|h| !h.is_empty())
+    {
+        Some(h) => h.to_string(),
+        None => name
+            .get(..63)
+            .unwrap_or(name)
+            .trim_end_matches(['-', '.'])
+            .to_string(),
+    };
+    let fqdn = spec
+        .and_then(|s| s.subdomain.as_deref())
+        .filter(|s| !s.is_empty())
+        .map(|sub| {
+            format!(
+                "{hostname}.{sub}.{}.svc.{}",
+                pod.metadata.namespace.as_deref().unwrap_or("default"),
+                cluster_domain.trim_end_matches('.')
+            )
+        });
+    let aliases = spec
+        .and_then(|s| s.host_aliases.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|a| (a.ip.clone(), a.hostnames.clone().unwrap_or_default()))
+        .collect();
+    crate::runtime::sandbox::PodHosts {
+        hostname,
+        fqdn,
+        aliases,
+    }
+}
+
 /// Kubernetes' limits (pkg/apis/core/validation and the kubelet).
 pub const MAX_NAMESERVERS: usize = 3;
 pub const MAX_SEARCH_PATHS: usize = 32;
@@ -280,6 +321,26 @@ mod tests {
             "search team.svc.cluster.local svc.cluster.local cluster.local lan home x.example\n\
              nameserver 10.244.0.1\nnameserver 1.1.1.1\noptions ndots:1 timeout:2\n"
         );
+    }
+
+    #[test]
+    fn hosts_names_follow_hostname_subdomain_and_aliases() {
+        let p = pod(json!({"hostname": "db-0", "subdomain": "db",
+                           "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["a", "b"]}]}));
+        let h = pod_hosts(&p, "cluster.local");
+        assert_eq!(h.hostname, "db-0");
+        assert_eq!(h.fqdn.as_deref(), Some("db-0.db.team.svc.cluster.local"));
+        assert_eq!(
+            h.aliases,
+            [(
+                "10.1.2.3".to_string(),
+                vec!["a".to_string(), "b".to_string()]
+            )]
+        );
+        let mut long = pod(json!({}));
+        long.metadata.name = Some(format!("{}-x", "a".repeat(62)));
+        assert_eq!(pod_hosts(&long, "cluster.local").hostname, "a".repeat(62));
+        assert_eq!(pod_hosts(&pod(json!({})), "cluster.local").hostname, "p");
     }
 
     #[test]

@@ -818,7 +818,8 @@ impl Worker {
 
     async fn ensure_sandbox(&mut self, raw: &Value, pod: &Pod) -> bool {
         let runtime = self.ctx.kubelet.runtime.clone();
-        let (uid, hostname) = (self.uid.clone(), self.name.clone());
+        let names = super::dns::pod_hosts(pod, &self.ctx.kubelet.config.dns.cluster_domain);
+        let (uid, hostname) = (self.uid.clone(), names.hostname);
         let mut limits = container::pod_resources(pod);
         limits.pids_limit = self.ctx.kubelet.config.pod_pids_limit;
         let pod_dir = self.ctx.pod_dir(&self.uid);
@@ -906,8 +907,9 @@ impl Worker {
         };
         self.ip = Some(ip);
         let runtime = self.ctx.kubelet.runtime.clone();
-        let (uid, hostname) = (self.uid.clone(), self.name.clone());
-        blocking(move || runtime.set_pod_ip(&uid, &hostname, ip))
+        let uid = self.uid.clone();
+        let names = super::dns::pod_hosts(pod, &self.ctx.kubelet.config.dns.cluster_domain);
+        blocking(move || runtime.set_pod_hosts(&uid, &names, ip))
             .await
             .map(|r| r.map_err(SetupError::from))
     }
