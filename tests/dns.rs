@@ -315,6 +315,15 @@ spec:
     assert!(outside.contains(&UPSTREAM_ANSWER.to_string()), "{outside}");
     assert!(upstream.queries.load(Ordering::Relaxed) > 0);
 
+    // Reverse lookup of the ClusterIP names the Service (answered here, not upstream).
+    let before = upstream.queries.load(Ordering::Relaxed);
+    let ptr = nslookup(&d, "client", &["10.96.77.10"]);
+    assert!(
+        ptr.contains("name = web.default.svc.cluster.local"),
+        "{ptr}"
+    );
+    assert_eq!(upstream.queries.load(Ordering::Relaxed), before);
+
     // A deleted Service stops resolving.
     ok(&d.cli(&["delete", "service", "web"]));
     eventually(30, "the deleted service stops resolving", || {

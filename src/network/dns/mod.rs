@@ -1,7 +1,8 @@
 //! The cluster DNS server, embedded in the daemon: hickory-server listening on UDP and TCP
 //! port 53 of the bridge address (the pods' gateway and their `nameserver`).
 //!
-//! Names of the cluster zone ([`zone`]) are answered from memory: the Services and
+//! Names of the cluster zone ([`zone`]), and reverse names of the addresses it names, are
+//! answered from memory: the Services and
 //! EndpointSlices of the store, loaded once and then kept current from the store's change
 //! feed (re-listed only when the feed lagged). Every other query is relayed as it came to
 //! the upstream resolvers in order (the host's `/etc/resolv.conf` nameservers unless the
@@ -158,8 +159,12 @@ impl DnsServer {
             Ok(l) => server.register_listener(l, TCP_TIMEOUT, 64 * 1024),
             Err(e) => tracing::error!(error = %e, "cluster DNS: cannot use the TCP listener"),
         }
+        // Should the updates end early (they log why), the server keeps answering from
+        // what it has until the daemon stops.
         tokio::select! {
-            _ = sync_zone(store, self.zone.clone(), shutdown.clone()) => {}
+            _ = sync_zone(store, self.zone.clone(), shutdown.clone()) => {
+                let _ = shutdown.changed().await;
+            }
             _ = shutdown.changed() => {}
         }
         if let Err(e) = server.shutdown_gracefully().await {
@@ -245,7 +250,8 @@ impl Handler {
         let qtype = info.query.query_type();
         let answer = {
             let zone = self.zone.read().ok()?;
-            zone.answer(&qname, qtype)?
+            zone.answer(&qname, qtype)
+                .or_else(|| zone.reverse(&qname, qtype))?
         };
         let mut msg = Message::new(
             request.metadata.id,
@@ -340,9 +346,10 @@ impl RequestHandler for Handler {
         }
         let in_zone = request.metadata.op_code == OpCode::Query
             && request.request_info().is_ok_and(|i| {
-                self.zone
-                    .read()
-                    .is_ok_and(|z| z.contains(&i.query.name().to_string()))
+                let name = i.query.name().to_string();
+                self.zone.read().is_ok_and(|z| {
+                    z.contains(&name) || z.reverse(&name, i.query.query_type()).is_some()
+                })
             });
         let reply = if in_zone {
             self.authoritative(request)

@@ -9,6 +9,9 @@
 //! - `_<port>._<proto>.<svc>.<ns>.svc.<zone>` SRV for named ports (the Service itself as
 //!   target, or every ready endpoint of a headless Service, with its A record added);
 //! - `<a-b-c-d>.<ns>.pod.<zone>` A (CoreDNS' `pods insecure`, Kubernetes' default);
+//! - `<d.c.b.a>.in-addr.arpa` PTR for a ClusterIP (the Service's name) and for an endpoint
+//!   of a headless Service (its endpoint name); other addresses are not ours to answer
+//!   (they are forwarded, as CoreDNS' `fallthrough` does);
 //! - a name of the zone that does not exist: NXDOMAIN; one that exists without records of
 //!   the asked type: NOERROR and no answer; both with the zone's SOA in authority.
 //!
@@ -17,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use hickory_server::proto::rr::rdata::{A, CNAME, NS, SOA, SRV};
+use hickory_server::proto::rr::rdata::{A, CNAME, NS, PTR, SOA, SRV};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use serde_json::Value;
 
@@ -314,6 +317,61 @@ impl Zone {
 
     fn a(&self, relative: &str, ip: Ipv4Addr) -> Record {
         Record::from_rdata(self.name(relative), TTL, RData::A(A(ip)))
+    }
+
+    /// The names an address has in the cluster (for PTR).
+    fn names_of(&self, ip: Ipv4Addr) -> Vec<String> {
+        let mut out = Vec::new();
+        for ((ns, name), svc) in &self.services {
+            match &svc.kind {
+                ServiceKind::ClusterIp(ips) if ips.contains(&ip) => {
+                    out.push(format!("{name}.{ns}.svc"));
+                }
+                ServiceKind::Headless => {
+                    out.extend(
+                        self.ready_endpoints(ns, name)
+                            .into_iter()
+                            .filter(|(_, e, _)| *e == ip)
+                            .map(|(label, _, _)| format!("{label}.{name}.{ns}.svc")),
+                    );
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Answers a reverse name (`5.0.244.10.in-addr.arpa`) of an address the cluster
+    /// names; `None` for any other name.
+    pub fn reverse(&self, qname: &str, qtype: RecordType) -> Option<Answer> {
+        let lower = qname.to_ascii_lowercase();
+        let rev = lower.trim_end_matches('.').strip_suffix(".in-addr.arpa")?;
+        let octets: Vec<u8> = rev
+            .split('.')
+            .map(|o| o.parse().ok())
+            .collect::<Option<_>>()?;
+        let [d, c, b, a] = octets[..] else {
+            return None;
+        };
+        let names = self.names_of(Ipv4Addr::new(a, b, c, d));
+        if names.is_empty() {
+            return None;
+        }
+        let owner = Name::from_ascii(format!("{}.", lower.trim_end_matches('.'))).ok()?;
+        let answers: Vec<Record> = if qtype == RecordType::PTR {
+            names
+                .iter()
+                .map(|n| Record::from_rdata(owner.clone(), TTL, RData::PTR(PTR(self.name(n)))))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Some(Answer {
+            nxdomain: false,
+            soa: answers.is_empty().then(|| self.soa()),
+            answers,
+            additionals: Vec::new(),
+        })
     }
 
     /// Answers `qname`/`qtype`; `None` when the name is not in the zone.
@@ -662,6 +720,29 @@ mod tests {
             .answer("10-244-0-9.default.pod.cluster.local", RecordType::A)
             .expect("in zone");
         assert_eq!(ips(&p), ["10.244.0.9"]);
+    }
+
+    #[test]
+    fn reverse_names_of_cluster_addresses() {
+        let z = zone();
+        let p = z
+            .reverse("10.0.96.10.in-addr.arpa.", RecordType::PTR)
+            .expect("a cluster IP");
+        assert!(matches!(&p.answers[..], [r] if matches!(&r.data,
+            RData::PTR(t) if t.0.to_ascii() == "web.default.svc.cluster.local.")));
+        let e = z
+            .reverse("5.0.244.10.in-addr.arpa", RecordType::PTR)
+            .expect("a headless endpoint");
+        assert!(matches!(&e.answers[..], [r] if matches!(&r.data,
+            RData::PTR(t) if t.0.to_ascii() == "db-0.db.default.svc.cluster.local.")));
+        assert!(
+            z.reverse("1.1.168.192.in-addr.arpa", RecordType::PTR)
+                .is_none()
+        );
+        assert!(
+            z.reverse("7.0.244.10.in-addr.arpa", RecordType::PTR)
+                .is_none()
+        );
     }
 
     #[test]
