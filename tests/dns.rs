@@ -333,7 +333,9 @@ spec:
 
     // The server goes with the daemon: port 53 of the bridge address is free again.
     d.remove_all_pods();
-    d.stop();
+    let status = d.stop().expect("the daemon was running");
+    assert!(status.success(), "{status}; log:\n{}", d.log());
+    assert!(d.log().contains("cluster DNS stopped"), "{}", d.log());
     let addr = SocketAddrV4::new(gw, 53);
     UdpSocket::bind(addr).expect("UDP port 53 released by the stopped daemon");
     TcpListener::bind(addr).expect("TCP port 53 released by the stopped daemon");
