@@ -117,6 +117,7 @@ enum Printer {
     LimitRange,
     Event,
     /// Kinds without a dedicated printer: Name and Age.
+    EndpointSlice,
     Generic,
 }
 
@@ -132,6 +133,7 @@ fn printer(rt: &ResourceType) -> Printer {
         ("", "Namespace") => Printer::Namespace,
         ("", "Node") => Printer::Node,
         ("", "Endpoints") => Printer::Endpoints,
+        ("discovery.k8s.io", "EndpointSlice") => Printer::EndpointSlice,
         ("", "ConfigMap") => Printer::ConfigMap,
         ("", "Secret") => Printer::Secret,
         ("", "PersistentVolume") => Printer::PersistentVolume,
@@ -299,6 +301,21 @@ pub fn columns(rt: &ResourceType) -> Vec<Column> {
         Printer::Endpoints => vec![
             NAME,
             col("Endpoints", "string", "Ready addresses and ports."),
+            AGE,
+        ],
+        Printer::EndpointSlice => vec![
+            NAME,
+            col(
+                "AddressType",
+                "string",
+                "The type of address carried by the slice.",
+            ),
+            col("Ports", "string", "The ports of the slice."),
+            col(
+                "Endpoints",
+                "string",
+                "The addresses of the slice's endpoints.",
+            ),
             AGE,
         ],
         Printer::ConfigMap => vec![
@@ -543,6 +560,13 @@ pub fn row(rt: &ResourceType, obj: &Value, now: Timestamp) -> Vec<Value> {
         Printer::Namespace => vec![name(), json!(str_at(obj, "/status/phase")), age()],
         Printer::Node => node_row(obj, now),
         Printer::Endpoints => vec![name(), json!(format_endpoints(obj)), age()],
+        Printer::EndpointSlice => vec![
+            name(),
+            json!(str_at(obj, "/addressType")),
+            json!(format_slice_ports(obj)),
+            json!(format_slice_endpoints(obj)),
+            age(),
+        ],
         Printer::ConfigMap => {
             let n = map_len(obj, "/data") + map_len(obj, "/binaryData");
             vec![name(), json!(n), age()]
@@ -1050,6 +1074,41 @@ pub fn node_roles(node: &Value) -> Vec<String> {
 }
 
 /// kubectl's ENDPOINTS cell: up to three `ip:port`, then `+ N more...`.
+/// An EndpointSlice's ports as kubectl prints them: the numbers, or `<unset>`.
+fn format_slice_ports(slice: &Value) -> String {
+    let ports = list(slice, "/ports");
+    if ports.is_empty() {
+        return "<unset>".to_string();
+    }
+    ports
+        .iter()
+        .map(|p| match p.get("port").and_then(Value::as_i64) {
+            Some(n) => n.to_string(),
+            None => "<unset>".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// An EndpointSlice's addresses as kubectl prints them: three, then `+ N more...`.
+fn format_slice_endpoints(slice: &Value) -> String {
+    const MAX: usize = 3;
+    let all: Vec<&str> = list(slice, "/endpoints")
+        .iter()
+        .flat_map(|e| list(e, "/addresses"))
+        .filter_map(Value::as_str)
+        .collect();
+    if all.is_empty() {
+        return "<unset>".to_string();
+    }
+    let shown = all[..all.len().min(MAX)].join(",");
+    if all.len() > MAX {
+        format!("{shown} + {} more...", all.len() - MAX)
+    } else {
+        shown
+    }
+}
+
 pub fn format_endpoints(ep: &Value) -> String {
     format_endpoints_for(ep, None)
 }
@@ -1888,6 +1947,13 @@ pub(crate) mod tests {
                 "subsets": [{"addresses": [{"ip": "10.88.0.5"}, {"ip": "10.88.0.6"}],
                              "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]
             }),
+            "EndpointSlice" => json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": md("web-abcde"),
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.88.0.5"]}, {"addresses": ["10.88.0.6"]},
+                    {"addresses": ["10.88.0.7"]}, {"addresses": ["10.88.0.8"]}],
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "m", "port": 9090}]
+            }),
             "ConfigMap" => json!({
                 "apiVersion": "v1", "kind": "ConfigMap", "metadata": md("web-config"),
                 "data": {"nginx.conf": "server {\n  listen 80;\n}\n", "mode": "prod"},
@@ -2117,6 +2183,17 @@ pub(crate) mod tests {
             "v1",
             "Endpoints",
             &["web", "10.88.0.5:8080,10.88.0.6:8080", "5m"],
+        );
+        expect(
+            "discovery.k8s.io/v1",
+            "EndpointSlice",
+            &[
+                "web-abcde",
+                "IPv4",
+                "8080,9090",
+                "10.88.0.5,10.88.0.6,10.88.0.7 + 1 more...",
+                "5m",
+            ],
         );
         expect("v1", "ConfigMap", &["web-config", "3", "5m"]);
         expect("v1", "Secret", &["db", "Opaque", "2", "5m"]);
