@@ -223,6 +223,27 @@ spec:
         "db-0",
         &sleeper("db-0", "app: db", "  hostname: db-0\n  subdomain: db\n"),
     );
+    // A pod of the headless Service that never becomes ready.
+    apply(
+        &d,
+        "db-1",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: db-1
+  labels: {app: db}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: berth.local/busybox:latest
+    imagePullPolicy: Never
+    command: [sleep, '3600']
+    readinessProbe:
+      exec: {command: ['false']}
+      periodSeconds: 1
+",
+    );
     running(&d, "client");
     let db_ip = running(&d, "db-0");
 
@@ -276,6 +297,23 @@ spec:
         out.contains(&db_ip).then_some(out)
     });
     assert!(!headless.contains("10.96."), "{headless}");
+    // The not-ready pod is in the Service's EndpointSlice, but not in its DNS answer.
+    let unready_ip = eventually(60, "the unready pod listed as not ready", || {
+        let o = d.cli(&["get", "endpointslices", "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        list["items"]
+            .as_array()?
+            .iter()
+            .filter(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == "db")
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .find(|e| e["targetRef"]["name"] == "db-1" && e["conditions"]["ready"] == false)
+            .and_then(|e| e["addresses"][0].as_str().map(str::to_string))
+    });
+    let headless = nslookup(&d, "client", &["db.default.svc.cluster.local"]);
+    assert!(
+        headless.contains(&db_ip) && !headless.contains(&unready_ip),
+        "{headless}"
+    );
     let host = nslookup(&d, "client", &["db-0.db.default.svc.cluster.local"]);
     assert!(host.contains(&db_ip), "{host}");
     // A name of the zone that does not exist.

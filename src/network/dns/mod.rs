@@ -253,11 +253,7 @@ impl Handler {
             zone.answer(&qname, qtype)
                 .or_else(|| zone.reverse(&qname, qtype))?
         };
-        let mut msg = Message::new(
-            request.metadata.id,
-            hickory_server::proto::op::MessageType::Response,
-            OpCode::Query,
-        );
+        let mut msg = Message::response(request.metadata.id, OpCode::Query);
         msg.metadata = Metadata::response_from_request(&request.metadata);
         msg.metadata.authoritative = true;
         msg.metadata.recursion_available = true;
