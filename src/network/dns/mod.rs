@@ -124,12 +124,17 @@ impl DnsServer {
         udp.set_nonblocking(true).map_err(err("udp"))?;
         let tcp = std::net::TcpListener::bind(addr).map_err(err("tcp"))?;
         tcp.set_nonblocking(true).map_err(err("tcp"))?;
-        let upstreams = match &settings.upstreams {
+        let mut upstreams = match &settings.upstreams {
             Some(u) => u.clone(),
             None => resolv_conf_nameservers(
                 &std::fs::read_to_string(Path::new("/etc/resolv.conf")).unwrap_or_default(),
             ),
         };
+        // A host that already asks berth's DNS must not make it ask itself.
+        upstreams.retain(|u| *u != addr);
+        if upstreams.is_empty() {
+            tracing::warn!(%addr, "cluster DNS has no upstream: names outside the cluster fail; set dnsUpstreams in /etc/berth/config.yaml");
+        }
         tracing::info!(%addr, domain = %settings.cluster_domain, upstreams = ?upstreams, "cluster DNS listening");
         Ok(DnsServer {
             addr,
