@@ -80,6 +80,12 @@ pub struct Config {
     /// Where the cluster DNS forwards other names ("ip" or "ip:port"); empty: the host's
     /// /etc/resolv.conf nameservers.
     pub dns_upstreams: Vec<String>,
+    /// The address the Ingress listeners bind (0.0.0.0: every IPv4 address of the host).
+    pub ingress_address: String,
+    /// The Ingress HTTP port; 0 disables the HTTP listener.
+    pub ingress_http_port: u16,
+    /// The Ingress HTTPS port; 0 disables the HTTPS listener.
+    pub ingress_https_port: u16,
 }
 
 impl Default for Config {
@@ -104,6 +110,9 @@ impl Default for Config {
             nftables_table: crate::network::DEFAULT_NFT_TABLE.to_string(),
             cluster_domain: crate::network::dns::DEFAULT_CLUSTER_DOMAIN.to_string(),
             dns_upstreams: Vec::new(),
+            ingress_address: "0.0.0.0".to_string(),
+            ingress_http_port: 80,
+            ingress_https_port: 443,
         }
     }
 }
@@ -169,6 +178,12 @@ impl Config {
                 message,
             })?;
         config
+            .ingress()
+            .map_err(|message| DaemonError::ConfigInvalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        config
             .network()
             .and_then(|n| n.validate().map_err(|e| e.to_string()))
             .and_then(|()| config.dns().map(drop))
@@ -225,6 +240,20 @@ impl Config {
         Ok(crate::network::dns::DnsSettings {
             cluster_domain: domain,
             upstreams: (!upstreams.is_empty()).then_some(upstreams),
+        })
+    }
+
+    /// The Ingress listeners' settings, with the address parsed.
+    pub fn ingress(&self) -> Result<crate::ingress::IngressConfig, String> {
+        Ok(crate::ingress::IngressConfig {
+            address: self.ingress_address.parse().map_err(|e| {
+                format!(
+                    "ingressAddress: \"{}\" is not an IP address ({e})",
+                    self.ingress_address
+                )
+            })?,
+            http_port: self.ingress_http_port,
+            https_port: self.ingress_https_port,
         })
     }
 
@@ -468,6 +497,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         path: PathBuf::from("the configuration"),
         message,
     })?;
+    let ingress = config
+        .ingress()
+        .map_err(|message| DaemonError::ConfigInvalid {
+            path: PathBuf::from("the configuration"),
+            message,
+        })?;
+    tokio::task::block_in_place(|| crate::ingress::ensure_class(&store))?;
     let kubelet = tokio::task::block_in_place(|| {
         crate::kubelet::Kubelet::new(
             crate::kubelet::KubeletConfig {
@@ -508,6 +544,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         host.memory_kib,
         shutdown_rx.clone(),
     ));
+    controllers.extend(
+        crate::ingress::start(
+            store.clone(),
+            meta_name(&node).to_string(),
+            ingress,
+            shutdown_rx.clone(),
+        )
+        .await,
+    );
     let serving = tokio::spawn(server.serve(listener, shutdown_rx.clone()));
     tokio::spawn(trim_memory(shutdown_rx.clone()));
     tokio::spawn(crate::events::expire(
@@ -573,6 +618,15 @@ mod tests {
         let c = Config::load(&p, true).expect("valid");
         assert_eq!(c.socket_mode_bits(), Ok(0o666));
         assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        std::fs::write(&p, "ingressAddress: everywhere\n").expect("write");
+        let e = Config::load(&p, true).expect_err("bad address").to_string();
+        assert!(e.contains("ingressAddress: \"everywhere\""), "{e}");
+        std::fs::write(&p, "ingressHttpPort: 0\ningressHttpsPort: 8443\n").expect("write");
+        let c = Config::load(&p, true)
+            .expect("valid")
+            .ingress()
+            .expect("ingress");
+        assert_eq!((c.http_port, c.https_port), (0, 8443));
         assert!(Config::load(&dir.path().join("missing"), false).is_ok());
         assert!(Config::load(&dir.path().join("missing"), true).is_err());
     }

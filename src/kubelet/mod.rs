@@ -9,6 +9,7 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod metrics;
+pub mod netpol;
 pub mod node;
 pub mod pods;
 pub mod portforward;
@@ -171,7 +172,14 @@ impl Kubelet {
         ];
         let dns = self.dns_server.lock().ok().and_then(|mut d| d.take());
         if let Some(server) = dns {
-            tasks.push(tokio::spawn(server.run(store, shutdown)));
+            tasks.push(tokio::spawn(server.run(store, shutdown.clone())));
+        }
+        if let Some(net) = &self.network {
+            tasks.push(tokio::spawn(netpol::run(
+                ctx.store.clone(),
+                net.config().clone(),
+                shutdown,
+            )));
         }
         tasks
     }

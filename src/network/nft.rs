@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{Ipv4Net, NetworkError};
 
 /// Runs one JSON batch (atomic in the kernel: all of it applies or none).
-fn apply(batch: &Value) -> Result<(), NetworkError> {
+pub(super) fn apply(batch: &Value) -> Result<(), NetworkError> {
     let mut child = Command::new("nft")
         .args(["-j", "-f", "-"])
         .stdin(Stdio::piped())
