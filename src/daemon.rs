@@ -77,6 +77,11 @@ pub struct Config {
     pub bridge_name: String,
     /// berth's own nftables table (family ip): egress masquerade, later Services.
     pub nftables_table: String,
+    /// The cluster DNS zone (Kubernetes' kubelet `clusterDomain`).
+    pub cluster_domain: String,
+    /// Where the cluster DNS forwards other names ("ip" or "ip:port"); empty: the host's
+    /// /etc/resolv.conf nameservers.
+    pub dns_upstreams: Vec<String>,
     /// The address the Ingress listeners bind (0.0.0.0: every IPv4 address of the host).
     pub ingress_address: String,
     /// The Ingress HTTP port; 0 disables the HTTP listener.
@@ -106,6 +111,8 @@ impl Default for Config {
             service_cidr: crate::network::DEFAULT_SERVICE_CIDR.to_string(),
             bridge_name: crate::network::DEFAULT_BRIDGE.to_string(),
             nftables_table: crate::network::DEFAULT_NFT_TABLE.to_string(),
+            cluster_domain: crate::network::dns::DEFAULT_CLUSTER_DOMAIN.to_string(),
+            dns_upstreams: Vec::new(),
             ingress_address: "0.0.0.0".to_string(),
             ingress_http_port: 80,
             ingress_https_port: 443,
@@ -182,6 +189,7 @@ impl Config {
         config
             .network()
             .and_then(|n| n.validate().map_err(|e| e.to_string()))
+            .and_then(|()| config.dns().map(drop))
             .map_err(|message| DaemonError::ConfigInvalid {
                 path: path.to_path_buf(),
                 message,
@@ -205,6 +213,36 @@ impl Config {
                 .map_err(|e| format!("serviceCIDR: {e}"))?,
             nft_table: self.nftables_table.clone(),
             state_dir: self.state_dir.clone(),
+        })
+    }
+
+    /// The cluster DNS settings, checked.
+    pub fn dns(&self) -> Result<crate::network::dns::DnsSettings, String> {
+        let domain = self
+            .cluster_domain
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if domain.len() > 253 || !domain.split('.').all(label_ok) {
+            return Err(format!(
+                "clusterDomain: {:?} is not a DNS domain like cluster.local",
+                self.cluster_domain
+            ));
+        }
+        let upstreams = self
+            .dns_upstreams
+            .iter()
+            .map(|u| crate::network::dns::parse_upstream(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::network::dns::DnsSettings {
+            cluster_domain: domain,
+            upstreams: (!upstreams.is_empty()).then_some(upstreams),
         })
     }
 
@@ -460,6 +498,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             path: PathBuf::from("the configuration"),
             message,
         })?;
+    let dns = config.dns().map_err(|message| DaemonError::ConfigInvalid {
+        path: PathBuf::from("the configuration"),
+        message,
+    })?;
     let ingress = config
         .ingress()
         .map_err(|message| DaemonError::ConfigInvalid {
@@ -480,6 +522,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 shim_binary: None,
                 pod_pids_limit: (config.pod_pids_limit > 0).then_some(config.pod_pids_limit),
                 network: Some(network.clone()),
+                dns,
             },
             store.clone(),
         )

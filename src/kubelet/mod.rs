@@ -4,6 +4,7 @@
 //! metrics) through [`crate::server::node`]'s traits.
 
 pub mod container;
+pub mod dns;
 pub mod exec;
 pub mod images;
 pub mod logs;
@@ -38,6 +39,8 @@ pub struct KubeletConfig {
     pub pod_pids_limit: Option<i64>,
     /// The pod network; `None`: pods get no network beyond their loopback.
     pub network: Option<crate::network::NetworkConfig>,
+    /// The cluster DNS (served on the bridge address when there is a pod network).
+    pub dns: crate::network::dns::DnsSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,8 @@ pub enum KubeletError {
     Images(#[from] ImageError),
     #[error("cannot set up the pod network: {0}")]
     Network(#[from] crate::network::NetworkError),
+    #[error(transparent)]
+    Dns(#[from] crate::network::dns::DnsError),
     #[error("the pod network needs a Tokio runtime")]
     NoRuntime,
 }
@@ -59,6 +64,12 @@ pub struct Kubelet {
     pub runtime: Arc<Runtime>,
     pub images: Arc<ImageStore>,
     pub network: Option<Arc<crate::network::Network>>,
+    /// Where the pods' `ClusterFirst` resolv.conf points (`None`: no cluster DNS).
+    pub cluster_dns: Option<dns::ClusterDns>,
+    /// The host's resolver configuration (for `Default` and the search path), read at start.
+    pub host_resolv: dns::HostResolv,
+    /// The bound DNS listeners until [`Kubelet::start`] serves them.
+    dns_server: std::sync::Mutex<Option<crate::network::dns::DnsServer>>,
 }
 
 impl Kubelet {
@@ -81,6 +92,19 @@ impl Kubelet {
             }
             None => None,
         };
+        // Bound now: a port already taken stops the start with a clear error.
+        let (dns_server, cluster_dns) = match &network {
+            Some(net) => {
+                let gateway = net.config().pod_cidr.gateway();
+                let server = crate::network::dns::DnsServer::bind(gateway, 53, &config.dns)?;
+                let cluster = dns::ClusterDns {
+                    nameserver: gateway,
+                    domain: config.dns.cluster_domain.trim_end_matches('.').to_string(),
+                };
+                (Some(server), Some(cluster))
+            }
+            None => (None, None),
+        };
         let options = RuntimeOptions {
             shim_binary: config.shim_binary.clone(),
             cgroup_parent: config.cgroup_parent.clone(),
@@ -98,6 +122,9 @@ impl Kubelet {
             runtime: Arc::new(runtime),
             images: Arc::new(images),
             network,
+            cluster_dns,
+            host_resolv: dns::HostResolv::read(),
+            dns_server: std::sync::Mutex::new(dns_server),
         }))
     }
 
@@ -137,12 +164,16 @@ impl Kubelet {
             node: node.to_string(),
             host_ip: host_ip(),
             memory_capacity: memory_kib.saturating_mul(1024),
-            events: crate::events::Recorder::new(store, "kubelet", node),
+            events: crate::events::Recorder::new(store.clone(), "kubelet", node),
         });
         let mut tasks = vec![
             tokio::spawn(sync_loop(ctx.clone(), shutdown.clone())),
             tokio::spawn(reaper(self.clone(), shutdown.clone())),
         ];
+        let dns = self.dns_server.lock().ok().and_then(|mut d| d.take());
+        if let Some(server) = dns {
+            tasks.push(tokio::spawn(server.run(store, shutdown.clone())));
+        }
         if let Some(net) = &self.network {
             tasks.push(tokio::spawn(netpol::run(
                 ctx.store.clone(),

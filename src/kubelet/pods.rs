@@ -818,7 +818,8 @@ impl Worker {
 
     async fn ensure_sandbox(&mut self, raw: &Value, pod: &Pod) -> bool {
         let runtime = self.ctx.kubelet.runtime.clone();
-        let (uid, hostname) = (self.uid.clone(), self.name.clone());
+        let names = super::dns::pod_hosts(pod, &self.ctx.kubelet.config.dns.cluster_domain);
+        let (uid, hostname) = (self.uid.clone(), names.hostname);
         let mut limits = container::pod_resources(pod);
         limits.pids_limit = self.ctx.kubelet.config.pod_pids_limit;
         let pod_dir = self.ctx.pod_dir(&self.uid);
@@ -836,7 +837,10 @@ impl Worker {
         })
         .await;
         let result: Option<Result<(), SetupError>> = match result {
-            Some(Ok(())) => self.ensure_network(pod).await,
+            Some(Ok(())) => match self.write_resolv_conf(raw, pod).await {
+                Some(Ok(())) => self.ensure_network(pod).await,
+                other => other,
+            },
             Some(Err(e)) => Some(Err(e.into())),
             None => None,
         };
@@ -857,6 +861,28 @@ impl Worker {
             }
             None => false,
         }
+    }
+
+    /// Writes the pod's `/etc/resolv.conf` from its DNS policy (before any container
+    /// starts), recording Kubernetes' warnings about it as events.
+    async fn write_resolv_conf(
+        &mut self,
+        raw: &Value,
+        pod: &Pod,
+    ) -> Option<Result<(), SetupError>> {
+        let kubelet = &self.ctx.kubelet;
+        let formed =
+            super::dns::pod_resolv_conf(pod, kubelet.cluster_dns.as_ref(), &kubelet.host_resolv);
+        for (reason, message) in &formed.warnings {
+            self.ctx
+                .events
+                .record(raw, EventType::Warning, reason, message);
+        }
+        let runtime = kubelet.runtime.clone();
+        let uid = self.uid.clone();
+        blocking(move || runtime.write_resolv_conf(&uid, &formed.text))
+            .await
+            .map(|r| r.map_err(SetupError::from))
     }
 
     /// Gives the pod its address and `eth0` (after the sandbox, before any container), or
@@ -881,8 +907,9 @@ impl Worker {
         };
         self.ip = Some(ip);
         let runtime = self.ctx.kubelet.runtime.clone();
-        let (uid, hostname) = (self.uid.clone(), self.name.clone());
-        blocking(move || runtime.set_pod_ip(&uid, &hostname, ip))
+        let uid = self.uid.clone();
+        let names = super::dns::pod_hosts(pod, &self.ctx.kubelet.config.dns.cluster_domain);
+        blocking(move || runtime.set_pod_hosts(&uid, &names, ip))
             .await
             .map(|r| r.map_err(SetupError::from))
     }

@@ -10,6 +10,7 @@
 //! idempotent (a restarted daemon re-runs them over what exists), a pod keeps its address
 //! for its whole life, and nothing here touches links or tables that are not berth's.
 
+pub mod dns;
 pub mod ipam;
 mod link;
 pub mod nft;

@@ -325,17 +325,26 @@ impl Runtime {
         SandboxPaths::new(&self.sandboxes_dir().join(pod_uid))
     }
 
-    /// Rewrites the pod's `/etc/hosts` with its IP (the network layer calls this).
-    pub fn set_pod_ip(
+    /// Rewrites the pod's `/etc/hosts` with its names and IP (the kubelet calls this once
+    /// the network gave the pod its address).
+    pub fn set_pod_hosts(
         &self,
         pod_uid: &str,
-        hostname: &str,
+        names: &sandbox::PodHosts,
         ip: std::net::IpAddr,
     ) -> Result<(), RuntimeError> {
         Ok(sandbox::write_hosts(
             &self.sandbox_paths(pod_uid),
-            hostname,
+            names,
             Some(ip),
+        )?)
+    }
+
+    /// Rewrites the pod's `/etc/resolv.conf`.
+    pub fn write_resolv_conf(&self, pod_uid: &str, text: &str) -> Result<(), RuntimeError> {
+        Ok(sandbox::write_resolv_conf(
+            &self.sandbox_paths(pod_uid),
+            text,
         )?)
     }
 

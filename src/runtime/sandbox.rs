@@ -122,10 +122,35 @@ fn check_hostname(hostname: &str) -> Result<(), SandboxError> {
     }
 }
 
-/// The `/etc/hosts` of a pod: the localhost lines Kubernetes writes and the pod's own name.
-pub fn hosts_file(hostname: &str, pod_ip: Option<IpAddr>) -> String {
+/// What a pod's `/etc/hosts` names besides localhost: its hostname, its fully qualified
+/// name when it has a subdomain, and its `hostAliases`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodHosts {
+    pub hostname: String,
+    /// `<hostname>.<subdomain>.<ns>.svc.<cluster domain>`.
+    pub fqdn: Option<String>,
+    /// `(ip, hostnames)` from `spec.hostAliases`.
+    pub aliases: Vec<(String, Vec<String>)>,
+}
+
+impl PodHosts {
+    pub fn plain(hostname: &str) -> PodHosts {
+        PodHosts {
+            hostname: hostname.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The `/etc/hosts` of a pod, as Kubernetes' kubelet writes it: the localhost lines, the
+/// pod's own names, then the host aliases.
+pub fn hosts_file(names: &PodHosts, pod_ip: Option<IpAddr>) -> String {
     let ip = pod_ip.map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
-    format!(
+    let own = match &names.fqdn {
+        Some(fqdn) => format!("{fqdn}\t{}", names.hostname),
+        None => names.hostname.clone(),
+    };
+    let mut text = format!(
         "# Kubernetes-managed hosts file (berth).\n\
          127.0.0.1\tlocalhost\n\
          ::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -133,20 +158,33 @@ pub fn hosts_file(hostname: &str, pod_ip: Option<IpAddr>) -> String {
          fe00::0\tip6-mcastprefix\n\
          fe00::1\tip6-allnodes\n\
          fe00::2\tip6-allrouters\n\
-         {ip}\t{hostname}\n"
-    )
+         {ip}\t{own}\n"
+    );
+    if !names.aliases.is_empty() {
+        text.push_str("\n# Entries added by HostAliases.\n");
+        for (ip, hostnames) in &names.aliases {
+            text.push_str(&format!("{ip}\t{}\n", hostnames.join("\t")));
+        }
+    }
+    text
 }
 
 /// Rewrites the pod's `/etc/hosts` (e.g. once the pod has an IP). Written in place, not
 /// renamed: containers bind-mount the file, and a bind mount pins the inode.
 pub fn write_hosts(
     paths: &SandboxPaths,
-    hostname: &str,
+    names: &PodHosts,
     pod_ip: Option<IpAddr>,
 ) -> Result<(), SandboxError> {
-    check_hostname(hostname)?;
-    fs::write(&paths.hosts, hosts_file(hostname, pod_ip))
+    check_hostname(&names.hostname)?;
+    fs::write(&paths.hosts, hosts_file(names, pod_ip))
         .map_err(io_err("write the hosts file", &paths.hosts))
+}
+
+/// Rewrites the pod's `/etc/resolv.conf` (the kubelet forms it from the pod's DNS policy).
+/// Written in place, as the hosts file.
+pub fn write_resolv_conf(paths: &SandboxPaths, text: &str) -> Result<(), SandboxError> {
+    fs::write(&paths.resolv_conf, text).map_err(io_err("write resolv.conf", &paths.resolv_conf))
 }
 
 /// Creates the sandbox of `pod_uid` below `sandboxes_dir` by running the helper
@@ -175,11 +213,11 @@ pub fn create(
     }
     fs::create_dir_all(&paths.dir).map_err(io_err("create the directory", &paths.dir))?;
     let result = (|| {
-        write_hosts(&paths, hostname, None)?;
+        write_hosts(&paths, &PodHosts::plain(hostname), None)?;
         fs::write(&paths.hostname, format!("{hostname}\n"))
             .map_err(io_err("write the hostname file", &paths.hostname))?;
-        // The host's resolver for now; the network layer replaces this with the cluster
-        // DNS. A missing host file gives an empty one (no DNS), not a failed pod.
+        // The host's resolver until the kubelet writes the pod's own (before any container
+        // starts). A missing host file gives an empty one (no DNS), not a failed pod.
         let resolv = fs::read("/etc/resolv.conf").unwrap_or_default();
         fs::write(&paths.resolv_conf, resolv)
             .map_err(io_err("write resolv.conf", &paths.resolv_conf))?;
@@ -368,11 +406,25 @@ mod tests {
 
     #[test]
     fn hosts_file_names_the_pod() {
-        let h = hosts_file("web-0", None);
+        let h = hosts_file(&PodHosts::plain("web-0"), None);
         assert!(h.contains("127.0.0.1\tlocalhost\n"));
         assert!(h.ends_with("127.0.0.1\tweb-0\n"));
-        let h = hosts_file("web-0", Some("10.88.0.5".parse().expect("ip")));
+        let h = hosts_file(
+            &PodHosts::plain("web-0"),
+            Some("10.88.0.5".parse().expect("ip")),
+        );
         assert!(h.ends_with("10.88.0.5\tweb-0\n"));
+        let full = PodHosts {
+            hostname: "db-0".into(),
+            fqdn: Some("db-0.db.team.svc.cluster.local".into()),
+            aliases: vec![("10.1.2.3".into(), vec!["foo.local".into(), "bar".into()])],
+        };
+        assert!(
+            hosts_file(&full, Some("10.88.0.6".parse().expect("ip"))).ends_with(
+                "10.88.0.6\tdb-0.db.team.svc.cluster.local\tdb-0\n\n\
+                 # Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar\n"
+            )
+        );
     }
 
     #[test]

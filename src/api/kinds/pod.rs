@@ -393,6 +393,75 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
+/// Kubernetes' limits on a pod's `dnsConfig` (the resolver's own limits).
+const MAX_DNS_NAMESERVERS: usize = 3;
+const MAX_DNS_SEARCH_PATHS: usize = 32;
+const MAX_DNS_SEARCH_CHARS: usize = 2048;
+
+/// A string list as Kubernetes prints an invalid one: `[]string{"a", "b"}`.
+fn go_strings(list: &[String]) -> String {
+    let quoted: Vec<String> = list.iter().map(|s| format!("{s:?}")).collect();
+    format!("[]string{{{}}}", quoted.join(", "))
+}
+
+fn validate_dns_config(
+    config: &k8s_openapi::api::core::v1::PodDNSConfig,
+    policy: Option<&str>,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    let servers = config.nameservers.as_deref().unwrap_or_default();
+    if policy == Some("None") && servers.is_empty() {
+        errs.push(FieldError::required(
+            format!("{path}.nameservers"),
+            "must provide at least one DNS nameserver when `dnsPolicy` is None",
+        ));
+    }
+    if servers.len() > MAX_DNS_NAMESERVERS {
+        errs.push(invalid_raw(
+            format!("{path}.nameservers"),
+            go_strings(servers),
+            &format!("must not have more than {MAX_DNS_NAMESERVERS} nameservers"),
+        ));
+    }
+    let searches = config.searches.as_deref().unwrap_or_default();
+    if searches.len() > MAX_DNS_SEARCH_PATHS {
+        errs.push(invalid_raw(
+            format!("{path}.searches"),
+            go_strings(searches),
+            &format!("must not have more than {MAX_DNS_SEARCH_PATHS} search paths"),
+        ));
+    }
+    if searches.join(" ").len() > MAX_DNS_SEARCH_CHARS {
+        errs.push(invalid_raw(
+            format!("{path}.searches"),
+            go_strings(searches),
+            &format!(
+                "must not have more than {MAX_DNS_SEARCH_CHARS} characters (including spaces) in the search list"
+            ),
+        ));
+    }
+    for (i, search) in searches.iter().enumerate() {
+        // A trailing dot is fine.
+        let s = search.strip_suffix('.').unwrap_or(search);
+        for msg in name_errors(s, validation::NameRule::Subdomain) {
+            errs.push(FieldError::invalid(
+                format!("{path}.searches[{i}]"),
+                s,
+                &msg,
+            ));
+        }
+    }
+    for (i, option) in config.options.iter().flatten().enumerate() {
+        if option.name.as_deref().unwrap_or_default().is_empty() {
+            errs.push(FieldError::required(
+                format!("{path}.options[{i}]"),
+                "must not be empty",
+            ));
+        }
+    }
+}
+
 const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
 const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 
@@ -479,6 +548,9 @@ pub fn validate_pod_spec(
             format!("{path}.dnsConfig"),
             "must provide `dnsConfig` when `dnsPolicy` is None",
         ));
+    }
+    if let Some(config) = &spec.dns_config {
+        validate_dns_config(config, dns, &format!("{path}.dnsConfig"), errs);
     }
     for (i, ns) in spec
         .dns_config
@@ -1484,6 +1556,31 @@ mod tests {
                 json!({"spec": {"dnsPolicy": "None"}}),
                 "spec.dnsConfig".into(),
                 "must provide `dnsConfig`",
+            ),
+            (
+                json!({"spec": {"dnsPolicy": "None", "dnsConfig": {"searches": ["a.example"]}}}),
+                "spec.dnsConfig.nameservers".into(),
+                "must provide at least one DNS nameserver",
+            ),
+            (
+                json!({"spec": {"dnsConfig": {"nameservers": ["1.1.1.1", "1.1.1.2", "1.1.1.3", "1.1.1.4"]}}}),
+                "spec.dnsConfig.nameservers".into(),
+                "must not have more than 3 nameservers",
+            ),
+            (
+                json!({"spec": {"dnsConfig": {"searches": (0..33).map(|i| format!("d{i}.example")).collect::<Vec<_>>()}}}),
+                "spec.dnsConfig.searches".into(),
+                "must not have more than 32 search paths",
+            ),
+            (
+                json!({"spec": {"dnsConfig": {"searches": ["Bad_Domain"]}}}),
+                "spec.dnsConfig.searches[0]".into(),
+                "RFC 1123",
+            ),
+            (
+                json!({"spec": {"dnsConfig": {"options": [{"value": "2"}]}}}),
+                "spec.dnsConfig.options[0]".into(),
+                "must not be empty",
             ),
         ];
         for (patch, field, text) in cases {
