@@ -71,9 +71,12 @@ pub struct Config {
     /// The Services' cluster IPs.
     #[serde(rename = "serviceCIDR")]
     pub service_cidr: String,
+    /// The ports NodePort and LoadBalancer Services get on the node (`30000-32767`).
+    pub service_node_port_range: String,
     /// The Linux bridge the pods' veth pairs are attached to (at most 15 characters).
     pub bridge_name: String,
-    /// berth's own nftables table (family ip): egress masquerade, later Services.
+    /// berth's own nftables table (family ip): egress masquerade and hostPorts; Services
+    /// use `<nftablesTable>_svc`.
     pub nftables_table: String,
 }
 
@@ -95,6 +98,7 @@ impl Default for Config {
             pod_pids_limit: -1,
             pod_cidr: crate::network::DEFAULT_POD_CIDR.to_string(),
             service_cidr: crate::network::DEFAULT_SERVICE_CIDR.to_string(),
+            service_node_port_range: "30000-32767".to_string(),
             bridge_name: crate::network::DEFAULT_BRIDGE.to_string(),
             nftables_table: crate::network::DEFAULT_NFT_TABLE.to_string(),
         }
@@ -164,6 +168,7 @@ impl Config {
         config
             .network()
             .and_then(|n| n.validate().map_err(|e| e.to_string()))
+            .and_then(|_| config.service_ranges().map(|_| ()))
             .map_err(|message| DaemonError::ConfigInvalid {
                 path: path.to_path_buf(),
                 message,
@@ -187,6 +192,22 @@ impl Config {
                 .map_err(|e| format!("serviceCIDR: {e}"))?,
             nft_table: self.nftables_table.clone(),
             state_dir: self.state_dir.clone(),
+        })
+    }
+
+    /// Where Services' cluster IPs and node ports come from.
+    pub fn service_ranges(&self) -> Result<crate::api::allocation::ServiceRanges, String> {
+        let cidr: crate::network::Ipv4Net = self
+            .service_cidr
+            .parse()
+            .map_err(|e| format!("serviceCIDR: {e}"))?;
+        let node_ports =
+            crate::api::allocation::ServiceRanges::parse_node_ports(&self.service_node_port_range)
+                .map_err(|e| format!("serviceNodePortRange: {e}"))?;
+        Ok(crate::api::allocation::ServiceRanges {
+            network: cidr.network(),
+            prefix: cidr.prefix,
+            node_ports,
         })
     }
 
@@ -410,6 +431,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let _lock = lock_state_dir(&config.state_dir)?;
     let store_opts = StoreOptions {
         history_limit: config.watch_history.max(1),
+        service_ranges: config
+            .service_ranges()
+            .map_err(|message| DaemonError::ConfigInvalid {
+                path: PathBuf::from("the configuration"),
+                message,
+            })?,
         ..Default::default()
     };
     let state = config.state_dir.join("state");

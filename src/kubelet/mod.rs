@@ -141,6 +141,11 @@ impl Kubelet {
 
 /// The node's first non-loopback IPv4 address (the pods' `hostIP`), else 127.0.0.1.
 fn host_ip() -> String {
+    first_host_ipv4().unwrap_or_else(|| "127.0.0.1".to_string())
+}
+
+/// The node's first non-loopback IPv4 address.
+fn first_host_ipv4() -> Option<String> {
     nix::ifaddrs::getifaddrs()
         .ok()
         .and_then(|addrs| {
@@ -149,7 +154,6 @@ fn host_ip() -> String {
                 .find(|ip| !ip.is_loopback())
         })
         .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "127.0.0.1".to_string())
 }
 
 /// Reaps exited shims (our children since we are a subreaper) on every SIGCHLD, by the

@@ -24,6 +24,8 @@ pub struct HostInfo {
     pub kernel: String,
     pub os_image: String,
     pub arch: String,
+    /// The node's first non-loopback IPv4 address (its `InternalIP`), if any.
+    pub internal_ip: Option<String>,
 }
 
 impl HostInfo {
@@ -72,6 +74,7 @@ impl HostInfo {
                 "aarch64" => "arm64".into(),
                 other => other.into(),
             },
+            internal_ip: super::first_host_ipv4(),
         }
     }
 }
@@ -115,7 +118,12 @@ pub fn node_object(host: &HostInfo, now: &str) -> Value {
                 condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                 condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ],
-            "addresses": [{"type": "Hostname", "address": host.name}],
+            "addresses": host
+                .internal_ip
+                .iter()
+                .map(|ip| json!({"type": "InternalIP", "address": ip}))
+                .chain([json!({"type": "Hostname", "address": host.name})])
+                .collect::<Vec<_>>(),
             "nodeInfo": {
                 "machineID": "",
                 "systemUUID": "",
@@ -207,6 +215,7 @@ mod tests {
             kernel: "6.1.0".into(),
             os_image: "Debian GNU/Linux 12 (bookworm)".into(),
             arch: "amd64".into(),
+            internal_ip: Some("192.168.1.10".into()),
         }
     }
 
@@ -218,6 +227,7 @@ mod tests {
             StoreOptions {
                 history_limit: 100,
                 map_size: 32 << 20,
+                ..Default::default()
             },
         )
         .expect("store");

@@ -7,6 +7,7 @@ fn open(dir: &Path) -> Store {
         StoreOptions {
             history_limit: 50,
             map_size: 64 << 20,
+            ..Default::default()
         },
     )
     .expect("open store")
