@@ -3,6 +3,7 @@
 
 mod cronjob;
 mod deployment;
+pub mod endpoints;
 mod gc;
 mod job;
 mod namespace;
@@ -91,6 +92,12 @@ pub fn start(
             shutdown.clone(),
             cronjob::relevant,
             cronjobs,
+        )),
+        tokio::spawn(run_loop(
+            store.clone(),
+            shutdown.clone(),
+            endpoints::relevant,
+            endpoints::reconcile_all,
         )),
         tokio::spawn(run_loop(
             store,

@@ -89,7 +89,7 @@ impl Admit for EndpointSlice {
             {
                 errs.push(FieldError::invalid(
                     format!("{path}.port"),
-                    &port.to_string(),
+                    port.to_string(),
                     "must be between 1 and 65535, inclusive",
                 ));
             }
