@@ -105,6 +105,7 @@ enum Printer {
     Namespace,
     Node,
     Endpoints,
+    EndpointSlice,
     ConfigMap,
     Secret,
     PersistentVolume,
@@ -132,6 +133,7 @@ fn printer(rt: &ResourceType) -> Printer {
         ("", "Namespace") => Printer::Namespace,
         ("", "Node") => Printer::Node,
         ("", "Endpoints") => Printer::Endpoints,
+        ("discovery.k8s.io", "EndpointSlice") => Printer::EndpointSlice,
         ("", "ConfigMap") => Printer::ConfigMap,
         ("", "Secret") => Printer::Secret,
         ("", "PersistentVolume") => Printer::PersistentVolume,
@@ -299,6 +301,21 @@ pub fn columns(rt: &ResourceType) -> Vec<Column> {
         Printer::Endpoints => vec![
             NAME,
             col("Endpoints", "string", "Ready addresses and ports."),
+            AGE,
+        ],
+        Printer::EndpointSlice => vec![
+            NAME,
+            col(
+                "AddressType",
+                "string",
+                "The type of address carried by this EndpointSlice.",
+            ),
+            col("Ports", "string", "Ports of the endpoints in this slice."),
+            col(
+                "Endpoints",
+                "string",
+                "Addresses of the endpoints in this slice.",
+            ),
             AGE,
         ],
         Printer::ConfigMap => vec![
@@ -543,6 +560,13 @@ pub fn row(rt: &ResourceType, obj: &Value, now: Timestamp) -> Vec<Value> {
         Printer::Namespace => vec![name(), json!(str_at(obj, "/status/phase")), age()],
         Printer::Node => node_row(obj, now),
         Printer::Endpoints => vec![name(), json!(format_endpoints(obj)), age()],
+        Printer::EndpointSlice => vec![
+            name(),
+            json!(str_at(obj, "/addressType")),
+            json!(format_slice_ports(obj)),
+            json!(format_slice_endpoints(obj)),
+            age(),
+        ],
         Printer::ConfigMap => {
             let n = map_len(obj, "/data") + map_len(obj, "/binaryData");
             vec![name(), json!(n), age()]
@@ -1047,6 +1071,48 @@ pub fn node_roles(node: &Value) -> Vec<String> {
         }
     }
     roles.into_iter().collect()
+}
+
+/// Up to three items joined by commas, then `+ N more...` (kubectl's list cells); `<unset>`
+/// when empty.
+fn list_with_more(items: impl Iterator<Item = String>) -> String {
+    const MAX: usize = 3;
+    let all: Vec<String> = items.collect();
+    if all.is_empty() {
+        return "<unset>".to_string();
+    }
+    let shown = all[..all.len().min(MAX)].join(",");
+    if all.len() > MAX {
+        format!("{shown} + {} more...", all.len() - MAX)
+    } else {
+        shown
+    }
+}
+
+/// An EndpointSlice's PORTS cell: the port numbers (a port without one: its name, else `*`).
+fn format_slice_ports(slice: &Value) -> String {
+    list_with_more(list(slice, "/ports").iter().map(|p| {
+        match p.get("port").and_then(Value::as_i64) {
+            Some(n) => n.to_string(),
+            None => p
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .unwrap_or("*")
+                .to_string(),
+        }
+    }))
+}
+
+/// An EndpointSlice's ENDPOINTS cell: the addresses of every endpoint, ready or not.
+fn format_slice_endpoints(slice: &Value) -> String {
+    list_with_more(
+        list(slice, "/endpoints")
+            .iter()
+            .flat_map(|e| list(e, "/addresses").iter())
+            .filter_map(Value::as_str)
+            .map(str::to_string),
+    )
 }
 
 /// kubectl's ENDPOINTS cell: up to three `ip:port`, then `+ N more...`.
@@ -1888,6 +1954,16 @@ pub(crate) mod tests {
                 "subsets": [{"addresses": [{"ip": "10.88.0.5"}, {"ip": "10.88.0.6"}],
                              "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]
             }),
+            "EndpointSlice" => json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": md("web-x7k2p"),
+                "addressType": "IPv4",
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "https", "port": 8443, "protocol": "TCP"}],
+                "endpoints": [
+                    {"addresses": ["10.88.0.5"], "conditions": {"ready": true}},
+                    {"addresses": ["10.88.0.6"], "conditions": {"ready": false}},
+                    {"addresses": ["10.88.0.7"]}, {"addresses": ["10.88.0.8"]}
+                ]
+            }),
             "ConfigMap" => json!({
                 "apiVersion": "v1", "kind": "ConfigMap", "metadata": md("web-config"),
                 "data": {"nginx.conf": "server {\n  listen 80;\n}\n", "mode": "prod"},
@@ -2117,6 +2193,17 @@ pub(crate) mod tests {
             "v1",
             "Endpoints",
             &["web", "10.88.0.5:8080,10.88.0.6:8080", "5m"],
+        );
+        expect(
+            "discovery.k8s.io/v1",
+            "EndpointSlice",
+            &[
+                "web-x7k2p",
+                "IPv4",
+                "8080,8443",
+                "10.88.0.5,10.88.0.6,10.88.0.7 + 1 more...",
+                "5m",
+            ],
         );
         expect("v1", "ConfigMap", &["web-config", "3", "5m"]);
         expect("v1", "Secret", &["db", "Opaque", "2", "5m"]);

@@ -130,12 +130,21 @@ impl Kubelet {
             node: node.to_string(),
             host_ip: host_ip(),
             memory_capacity: memory_kib.saturating_mul(1024),
-            events: crate::events::Recorder::new(store, "kubelet", node),
+            events: crate::events::Recorder::new(store.clone(), "kubelet", node),
         });
-        vec![
+        let mut tasks = vec![
             tokio::spawn(sync_loop(ctx.clone(), shutdown.clone())),
-            tokio::spawn(reaper(self.clone(), shutdown)),
-        ]
+            tokio::spawn(reaper(self.clone(), shutdown.clone())),
+        ];
+        if let Some(net) = &self.network {
+            tasks.push(tokio::spawn(crate::network::services::run(
+                store,
+                crate::network::services::ProxyConfig::new(net.config()),
+                node.to_string(),
+                shutdown,
+            )));
+        }
+        tasks
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod ipam;
 mod link;
 pub mod nft;
+pub mod services;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -334,11 +335,12 @@ impl Network {
         self.ipam.lock().await.uids()
     }
 
-    /// Removes the bridge and the nftables table: for a node that stops being one (and
+    /// Removes the bridge and the nftables tables (the pod network's and the Services'): for a node that stops being one (and
     /// test daemons). Pods must be gone first.
     pub async fn remove_node_network(config: &NetworkConfig) -> Result<(), NetworkError> {
         let handle = link::connect()?;
         link::delete(&handle, &config.bridge).await?;
+        nft::delete_table(&services::table_name(&config.nft_table))?;
         nft::delete_table(&config.nft_table)
     }
 }
