@@ -454,18 +454,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             message,
         })?;
     let kubelet = tokio::task::block_in_place(|| {
-        crate::kubelet::Kubelet::new(crate::kubelet::KubeletConfig {
-            state_dir: config.state_dir.clone(),
-            log_dir: config.log_dir.clone(),
-            run_dir: config.run_dir.clone(),
-            cgroup_parent: config.cgroup_parent.clone(),
-            crash_loop_base: std::time::Duration::from_millis(
-                config.crash_loop_back_off_base_millis.max(1),
-            ),
-            shim_binary: None,
-            pod_pids_limit: (config.pod_pids_limit > 0).then_some(config.pod_pids_limit),
-            network: Some(network.clone()),
-        })
+        crate::kubelet::Kubelet::new(
+            crate::kubelet::KubeletConfig {
+                state_dir: config.state_dir.clone(),
+                log_dir: config.log_dir.clone(),
+                run_dir: config.run_dir.clone(),
+                cgroup_parent: config.cgroup_parent.clone(),
+                crash_loop_base: std::time::Duration::from_millis(
+                    config.crash_loop_back_off_base_millis.max(1),
+                ),
+                shim_binary: None,
+                pod_pids_limit: (config.pod_pids_limit > 0).then_some(config.pod_pids_limit),
+                network: Some(network.clone()),
+            },
+            store.clone(),
+        )
     })?;
     let (listener, write_group) = bind_socket(&config)?;
     let server = ApiServer::new(

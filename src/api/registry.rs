@@ -421,7 +421,7 @@ mod tests {
 
     #[test]
     fn registry_covers_the_required_kinds() {
-        assert_eq!(REGISTRY.len(), 21);
+        assert_eq!(REGISTRY.len(), 22);
         let d = by_kind("apps/v1", "Deployment").expect("deployment registered");
         assert!(d.namespaced && d.scale_subresource && d.status_subresource);
         assert_eq!(

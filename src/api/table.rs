@@ -105,7 +105,6 @@ enum Printer {
     Namespace,
     Node,
     Endpoints,
-    EndpointSlice,
     ConfigMap,
     Secret,
     PersistentVolume,
@@ -118,6 +117,7 @@ enum Printer {
     LimitRange,
     Event,
     /// Kinds without a dedicated printer: Name and Age.
+    EndpointSlice,
     Generic,
 }
 
@@ -308,13 +308,13 @@ pub fn columns(rt: &ResourceType) -> Vec<Column> {
             col(
                 "AddressType",
                 "string",
-                "The type of address carried by this EndpointSlice.",
+                "The type of address carried by the slice.",
             ),
-            col("Ports", "string", "Ports of the endpoints in this slice."),
+            col("Ports", "string", "The ports of the slice."),
             col(
                 "Endpoints",
                 "string",
-                "Addresses of the endpoints in this slice.",
+                "The addresses of the slice's endpoints.",
             ),
             AGE,
         ],
@@ -1073,11 +1073,31 @@ pub fn node_roles(node: &Value) -> Vec<String> {
     roles.into_iter().collect()
 }
 
-/// Up to three items joined by commas, then `+ N more...` (kubectl's list cells); `<unset>`
-/// when empty.
-fn list_with_more(items: impl Iterator<Item = String>) -> String {
+/// kubectl's ENDPOINTS cell: up to three `ip:port`, then `+ N more...`.
+/// An EndpointSlice's ports as kubectl prints them: the numbers, or `<unset>`.
+fn format_slice_ports(slice: &Value) -> String {
+    let ports = list(slice, "/ports");
+    if ports.is_empty() {
+        return "<unset>".to_string();
+    }
+    ports
+        .iter()
+        .map(|p| match p.get("port").and_then(Value::as_i64) {
+            Some(n) => n.to_string(),
+            None => "<unset>".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// An EndpointSlice's addresses as kubectl prints them: three, then `+ N more...`.
+fn format_slice_endpoints(slice: &Value) -> String {
     const MAX: usize = 3;
-    let all: Vec<String> = items.collect();
+    let all: Vec<&str> = list(slice, "/endpoints")
+        .iter()
+        .flat_map(|e| list(e, "/addresses"))
+        .filter_map(Value::as_str)
+        .collect();
     if all.is_empty() {
         return "<unset>".to_string();
     }
@@ -1089,33 +1109,6 @@ fn list_with_more(items: impl Iterator<Item = String>) -> String {
     }
 }
 
-/// An EndpointSlice's PORTS cell: the port numbers (a port without one: its name, else `*`).
-fn format_slice_ports(slice: &Value) -> String {
-    list_with_more(list(slice, "/ports").iter().map(|p| {
-        match p.get("port").and_then(Value::as_i64) {
-            Some(n) => n.to_string(),
-            None => p
-                .get("name")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-                .unwrap_or("*")
-                .to_string(),
-        }
-    }))
-}
-
-/// An EndpointSlice's ENDPOINTS cell: the addresses of every endpoint, ready or not.
-fn format_slice_endpoints(slice: &Value) -> String {
-    list_with_more(
-        list(slice, "/endpoints")
-            .iter()
-            .flat_map(|e| list(e, "/addresses").iter())
-            .filter_map(Value::as_str)
-            .map(str::to_string),
-    )
-}
-
-/// kubectl's ENDPOINTS cell: up to three `ip:port`, then `+ N more...`.
 pub fn format_endpoints(ep: &Value) -> String {
     format_endpoints_for(ep, None)
 }
@@ -1955,14 +1948,11 @@ pub(crate) mod tests {
                              "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]
             }),
             "EndpointSlice" => json!({
-                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": md("web-x7k2p"),
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": md("web-abcde"),
                 "addressType": "IPv4",
-                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "https", "port": 8443, "protocol": "TCP"}],
-                "endpoints": [
-                    {"addresses": ["10.88.0.5"], "conditions": {"ready": true}},
-                    {"addresses": ["10.88.0.6"], "conditions": {"ready": false}},
-                    {"addresses": ["10.88.0.7"]}, {"addresses": ["10.88.0.8"]}
-                ]
+                "endpoints": [{"addresses": ["10.88.0.5"]}, {"addresses": ["10.88.0.6"]},
+                    {"addresses": ["10.88.0.7"]}, {"addresses": ["10.88.0.8"]}],
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "m", "port": 9090}]
             }),
             "ConfigMap" => json!({
                 "apiVersion": "v1", "kind": "ConfigMap", "metadata": md("web-config"),
@@ -2198,9 +2188,9 @@ pub(crate) mod tests {
             "discovery.k8s.io/v1",
             "EndpointSlice",
             &[
-                "web-x7k2p",
+                "web-abcde",
                 "IPv4",
-                "8080,8443",
+                "8080,9090",
                 "10.88.0.5,10.88.0.6,10.88.0.7 + 1 more...",
                 "5m",
             ],

@@ -63,14 +63,20 @@ pub struct Kubelet {
 impl Kubelet {
     /// Opens the runtime (creating berth's cgroup parent), the image store and the pod
     /// network (blocking on it: call from a Tokio runtime's `block_in_place`).
-    pub fn new(config: KubeletConfig) -> Result<Arc<Kubelet>, KubeletError> {
+    /// `store` keeps the pod IP allocations.
+    pub fn new(
+        config: KubeletConfig,
+        store: Arc<crate::store::Store>,
+    ) -> Result<Arc<Kubelet>, KubeletError> {
         // The network first: a CIDR that overlaps a host route stops the start before
         // anything else (cgroups, images) is touched.
         let network = match config.network.clone() {
             Some(n) => {
                 let rt =
                     tokio::runtime::Handle::try_current().map_err(|_| KubeletError::NoRuntime)?;
-                Some(Arc::new(rt.block_on(crate::network::Network::start(n))?))
+                Some(Arc::new(
+                    rt.block_on(crate::network::Network::start(n, store))?,
+                ))
             }
             None => None,
         };
@@ -378,5 +384,6 @@ async fn clean_orphans(ctx: &Arc<pods::Ctx>, known: &std::collections::HashSet<S
     for uid in orphans {
         tracing::info!(pod_uid = %uid, "cleaning up after a pod that no longer exists");
         pods::cleanup_pod(ctx, &uid, "", "").await;
+        tracing::info!(pod_uid = %uid, "cleaned up after a pod that no longer exists");
     }
 }

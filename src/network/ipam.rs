@@ -1,25 +1,26 @@
 //! IP address management: one IPv4 address per pod uid out of the pod CIDR.
 //!
-//! The allocations live in a small JSON file under the state directory
-//! (`<stateDir>/network/ipam.json`), written atomically (temporary file, fsync, rename)
-//! *before* the address is configured anywhere. A file rather than the object store: the
-//! allocations are node-local kubelet state (like the container records under
-//! `<stateDir>/containers`), not API objects, and the kubelet never writes non-API data into
-//! the store. Because the file is written first, a restart (or a crash at any point) can
-//! never hand out an address a pod still holds; an allocation whose pod is gone is released
-//! by the kubelet's orphan cleanup at the next start.
+//! The allocations are persisted in the store (its `local` database, key `ipam`; see
+//! `store/schema.rs`), in a synced LMDB commit *before* the address is configured anywhere.
+//! They are node-local kubelet state, not API objects: no revision, no watch. Because the
+//! record is written first, a restart (or a crash at any point) can never hand out an
+//! address a pod still holds; an allocation whose pod is gone is released by the kubelet's
+//! orphan cleanup at the next start.
 //!
 //! Addresses are handed out round-robin after the last one given, so a freed address is not
 //! reused at once (a peer that cached it gets a refusal rather than a stranger).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Ipv4Net, NetworkError};
+use crate::store::Store;
+
+/// The key of the allocations in the store's `local` database.
+const KEY: &str = "ipam";
 
 /// What the file holds.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,32 +38,23 @@ struct Allocations {
 /// The allocator. Not thread-safe by itself: the caller serialises (a mutex).
 #[derive(Debug)]
 pub struct Ipam {
-    path: PathBuf,
+    store: Arc<Store>,
     cidr: Ipv4Net,
     state: Allocations,
 }
 
 impl Ipam {
-    /// Opens (or starts) the allocation file.
-    pub fn open(path: &Path, cidr: Ipv4Net) -> Result<Ipam, NetworkError> {
-        let state = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| NetworkError::IpamCorrupt {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Allocations::default(),
-            Err(source) => {
-                return Err(NetworkError::IpamIo {
-                    path: path.to_path_buf(),
-                    source,
-                });
+    /// Loads (or starts) the allocations.
+    pub fn open(store: Arc<Store>, cidr: Ipv4Net) -> Result<Ipam, NetworkError> {
+        let state = match store.local_get(KEY).map_err(NetworkError::Ipam)? {
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| NetworkError::IpamCorrupt {
+                    message: e.to_string(),
+                })?
             }
+            None => Allocations::default(),
         };
-        Ok(Ipam {
-            path: path.to_path_buf(),
-            cidr,
-            state,
-        })
+        Ok(Ipam { store, cidr, state })
     }
 
     /// The address of `uid`, allocating (and persisting) one when it has none.
@@ -124,28 +116,12 @@ impl Ipam {
     }
 
     fn save(&self, state: &Allocations) -> Result<(), NetworkError> {
-        let io = |source| NetworkError::IpamIo {
-            path: self.path.clone(),
-            source,
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(state).map_err(|e| NetworkError::IpamCorrupt {
-            path: self.path.clone(),
+        let bytes = serde_json::to_vec(state).map_err(|e| NetworkError::IpamCorrupt {
             message: e.to_string(),
         })?;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        self.store
+            .local_put(KEY, &bytes)
+            .map_err(NetworkError::Ipam)
     }
 }
 
@@ -157,15 +133,19 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn store(dir: &std::path::Path) -> Arc<Store> {
+        Arc::new(Store::open(dir, Default::default()).unwrap())
+    }
+
     #[test]
     fn allocates_after_the_gateway_and_persists_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ipam.json");
-        let mut ipam = Ipam::open(&path, net("10.1.0.0/24")).unwrap();
+        let mut ipam = Ipam::open(store(dir.path()), net("10.1.0.0/24")).unwrap();
         assert_eq!(ipam.allocate("a").unwrap(), Ipv4Addr::new(10, 1, 0, 2));
         assert_eq!(ipam.allocate("b").unwrap(), Ipv4Addr::new(10, 1, 0, 3));
         assert_eq!(ipam.allocate("a").unwrap(), Ipv4Addr::new(10, 1, 0, 2));
-        let mut again = Ipam::open(&path, net("10.1.0.0/24")).unwrap();
+        drop(ipam);
+        let mut again = Ipam::open(store(dir.path()), net("10.1.0.0/24")).unwrap();
         assert_eq!(again.get("b"), Some(Ipv4Addr::new(10, 1, 0, 3)));
         // A restart never hands out a held address, and does not reuse a freed one at once.
         again.release("a").unwrap();
@@ -176,9 +156,8 @@ mod tests {
     #[test]
     fn wraps_around_and_reports_exhaustion() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ipam.json");
         // /29: .0 network, .1 gateway, .2–.6 pods, .7 broadcast.
-        let mut ipam = Ipam::open(&path, net("10.1.0.0/29")).unwrap();
+        let mut ipam = Ipam::open(store(dir.path()), net("10.1.0.0/29")).unwrap();
         for i in 0..5 {
             assert_eq!(
                 ipam.allocate(&format!("p{i}")).unwrap(),
@@ -194,12 +173,12 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_file_is_an_error_not_a_fresh_start() {
+    fn a_corrupt_record_is_an_error_not_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ipam.json");
-        std::fs::write(&path, "{not json").unwrap();
+        let s = store(dir.path());
+        s.local_put(KEY, b"{not json").unwrap();
         assert!(matches!(
-            Ipam::open(&path, net("10.1.0.0/24")),
+            Ipam::open(s, net("10.1.0.0/24")),
             Err(NetworkError::IpamCorrupt { .. })
         ));
     }

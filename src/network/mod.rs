@@ -171,14 +171,12 @@ pub enum NetworkError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the IP allocations in {} cannot be read: {message}; fix or remove the file (pods keep running, their addresses are then handed out anew)", .path.display())]
-    IpamCorrupt { path: PathBuf, message: String },
-    #[error("cannot write the IP allocations {}: {source}", .path.display())]
-    IpamIo {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(
+        "the pod IP allocations in the store cannot be read: {message}; restore the state directory from a backup"
+    )]
+    IpamCorrupt { message: String },
+    #[error("cannot keep the pod IP allocations in the store: {0}")]
+    Ipam(#[source] crate::store::StoreError),
     #[error(
         "no free address left in the pod CIDR {cidr}; delete pods or configure a larger podCIDR"
     )]
@@ -201,7 +199,10 @@ pub struct Network {
 impl Network {
     /// Checks the CIDRs against the host's routes, then ensures the bridge with the
     /// gateway address, IP forwarding and the masquerade rule. Needs a Tokio runtime.
-    pub async fn start(config: NetworkConfig) -> Result<Network, NetworkError> {
+    pub async fn start(
+        config: NetworkConfig,
+        store: std::sync::Arc<crate::store::Store>,
+    ) -> Result<Network, NetworkError> {
         config.validate()?;
         let handle = link::connect()?;
         let existing = link::index_of(&handle, &config.bridge).await?;
@@ -218,7 +219,7 @@ impl Network {
                 });
             }
         }
-        let ipam = Ipam::open(&config.state_dir.join("network/ipam.json"), config.pod_cidr)?;
+        let ipam = Ipam::open(store, config.pod_cidr)?;
         let bridge_index = link::ensure_bridge(&handle, &config.bridge, config.pod_cidr).await?;
         write_sysctl("/proc/sys/net/ipv4/ip_forward")?;
         // hostPort on 127.0.0.1: DNAT to a pod needs loopback-sourced packets routable

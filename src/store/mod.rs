@@ -231,6 +231,9 @@ impl Store {
             history: env
                 .create_database::<U64<BE>, Bytes>(&mut txn, Some("history"))
                 .map_err(|e| lmdb("create history", e))?,
+            local: env
+                .create_database::<Str, Bytes>(&mut txn, Some("local"))
+                .map_err(|e| lmdb("create local", e))?,
         };
         txn.commit().map_err(|e| lmdb("commit", e))?;
         let (changes, _) = broadcast::channel(CHANGE_CHANNEL);
@@ -288,6 +291,28 @@ impl Store {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// A piece of node-local state (see `schema.rs`, database `local`).
+    pub fn local_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.env.read_txn().map_err(self.lmdb("begin read"))?;
+        let v = self
+            .dbs
+            .local
+            .get(&txn, key)
+            .map_err(self.lmdb("read local state"))?;
+        Ok(v.map(<[u8]>::to_vec))
+    }
+
+    /// Writes a piece of node-local state durably (the commit is synced before this returns).
+    pub fn local_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let _gate = self.gate();
+        let mut txn = self.env.write_txn().map_err(self.lmdb("begin write"))?;
+        self.dbs
+            .local
+            .put(&mut txn, key, value)
+            .map_err(self.lmdb("write local state"))?;
+        txn.commit().map_err(self.lmdb("commit"))
     }
 
     /// The schema version stored (0 for a new store).

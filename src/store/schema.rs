@@ -1,6 +1,6 @@
 //! The on-disk schema of berth's store, and its ordered migrations.
 //!
-//! One LMDB environment (`<state-dir>/state/data.mdb`) holds three named databases:
+//! One LMDB environment (`<state-dir>/state/data.mdb`) holds four named databases:
 //!
 //! ```text
 //! meta       key: UTF-8 name               value
@@ -37,6 +37,7 @@ pub struct Dbs {
     pub meta: Database<Str, Bytes>,
     pub objects: Database<Str, Bytes>,
     pub history: Database<U64<BE>, Bytes>,
+    pub local: Database<Str, Bytes>,
 }
 
 pub const META_SCHEMA: &str = "schema";
@@ -51,11 +52,20 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only: never edit or reorder a released step.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "initial layout: meta, objects, history; revision counter at 0",
-    apply: migrate_1_initial,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "initial layout: meta, objects, history; revision counter at 0",
+        apply: migrate_1_initial,
+    },
+    Migration {
+        version: 2,
+        description: "local: node-local kubelet state (pod IP allocations)",
+        // The database itself is created when the store opens; older builds, which would
+        // not know it, refuse the store from here on.
+        apply: |_, _| Ok(()),
+    },
+];
 
 /// The schema version this build writes.
 pub fn current_version() -> u32 {

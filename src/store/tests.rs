@@ -307,11 +307,25 @@ fn data_survives_reopening() {
 }
 
 #[test]
-fn migration_1_creates_the_revision_counter() {
+fn migrations_create_the_revision_counter_and_local_state() {
     let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(dir.path());
+        assert_eq!(store.schema_version().expect("schema"), 2);
+        assert_eq!(store.revision().expect("revision"), 0);
+        assert_eq!(store.local_get("ipam").expect("get"), None);
+        store.local_put("ipam", b"{}").expect("put");
+        assert_eq!(
+            store.revision().expect("revision"),
+            0,
+            "local state is no revision"
+        );
+    }
     let store = open(dir.path());
-    assert_eq!(store.schema_version().expect("schema"), 1);
-    assert_eq!(store.revision().expect("revision"), 0);
+    assert_eq!(
+        store.local_get("ipam").expect("get").as_deref(),
+        Some(&b"{}"[..])
+    );
 }
 
 #[test]
