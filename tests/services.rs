@@ -266,8 +266,22 @@ spec:
     let sticky = get_json(&d, &["svc", "sticky"]).unwrap();
     let sticky_ip = sticky["spec"]["clusterIP"].as_str().unwrap().to_string();
     let held = fetch_many(&d, "client", &format!("http://{sticky_ip}/index.html"), 20);
-    let held: BTreeSet<&str> = held.iter().map(String::as_str).collect();
+    let held: BTreeSet<String> = held.into_iter().collect();
     assert!(held.len() == 1 && !held.contains("FAILED"), "{held:?}");
+    // Another Service's rules come: the table is rebuilt, the client stays where it was.
+    apply(
+        &d,
+        "other",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: other}\nspec:\n  selector: {app: web}\n  ports:\n  - {port: 80, targetPort: http}\n",
+    );
+    eventually(30, "rules for the other service", || {
+        svc_table(&d).contains("default/other:80").then_some(())
+    });
+    let again: BTreeSet<String> =
+        fetch_many(&d, "client", &format!("http://{sticky_ip}/index.html"), 10)
+            .into_iter()
+            .collect();
+    assert_eq!(again, held, "affinity lost when the table was rebuilt");
     let sticky_np = node_port(&sticky, 0);
     let from_host: BTreeSet<String> = (0..10)
         .map(|_| host_get(sticky_np).unwrap_or_else(|| "FAILED".into()))

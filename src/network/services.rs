@@ -198,15 +198,77 @@ fn reject(tcp: bool) -> Value {
     }
 }
 
-/// The whole table as one nftables JSON batch: the table is created, deleted and created
-/// again, so what was there before goes away in the same transaction.
+/// A short stable name part for `parts` (chains and sets are named after what they serve,
+/// so a rebuild keeps the affinity sets of unchanged endpoints).
+fn tag(parts: &[&str]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())[..12].to_string()
+}
+
+/// The chains and sets (kind, name) a list of batch items declares.
+pub type Declared = BTreeSet<(&'static str, String)>;
+
+fn declared(items: &[Value]) -> Declared {
+    let mut out = BTreeSet::new();
+    for item in items {
+        for kind in ["chain", "set"] {
+            if let Some(name) = item
+                .pointer(&format!("/add/{kind}/name"))
+                .and_then(Value::as_str)
+            {
+                out.insert((kind, name.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The whole table as one nftables JSON batch, and the chains and sets it leaves in the
+/// table. Without `previous` (what the last applied batch left) the table is created,
+/// deleted and created again, so whatever was there goes away in the same transaction;
+/// with it, the table is flushed (rules go, affinity sets keep their entries), the chains
+/// and sets no longer wanted are deleted and only new sets are added (nft cannot re-add a
+/// set the packet path updates: its `dynamic` flag is not expressible in nft's JSON).
 pub fn ruleset(
     table: &str,
     pod_cidr: Ipv4Net,
     service_cidr: Ipv4Net,
     fronts: &[Frontend],
-) -> Value {
+    previous: Option<&Declared>,
+) -> (Value, Declared) {
+    let body = rules(table, pod_cidr, service_cidr, fronts);
+    let wanted = declared(&body);
     let t = json!({"family": "ip", "name": table});
+    let mut batch = vec![json!({"add": {"table": t}})];
+    match previous {
+        None => {
+            batch.push(json!({"delete": {"table": t}}));
+            batch.push(json!({"add": {"table": t}}));
+            batch.extend(body);
+        }
+        Some(prev) => {
+            batch.push(json!({"flush": {"table": t}}));
+            for (kind, name) in prev.difference(&wanted) {
+                batch.push(
+                    json!({"delete": {*kind: {"family": "ip", "table": table, "name": name}}}),
+                );
+            }
+            batch.extend(body.into_iter().filter(|item| {
+                let name = item.pointer("/add/set/name").and_then(Value::as_str);
+                name.is_none_or(|n| !prev.contains(&("set", n.to_string())))
+            }));
+        }
+    }
+    (json!({ "nftables": batch }), wanted)
+}
+
+/// The table's chains, sets and rules.
+fn rules(table: &str, pod_cidr: Ipv4Net, service_cidr: Ipv4Net, fronts: &[Frontend]) -> Vec<Value> {
     let chain = |name: &str, base: Option<(&str, &str, i32)>| {
         let mut c = json!({"family": "ip", "table": table, "name": name});
         if let Some((ty, hook, prio)) = base {
@@ -225,9 +287,6 @@ pub fn ruleset(
         json!({"add": {"rule": r}})
     };
     let mut batch = vec![
-        json!({"add": {"table": t}}),
-        json!({"delete": {"table": t}}),
-        json!({"add": {"table": t}}),
         chain("services", None),
         chain("prerouting", Some(("nat", "prerouting", -100))),
         chain("output", Some(("nat", "output", -100))),
@@ -272,13 +331,13 @@ pub fn ruleset(
         ),
     ];
     let mut unserved = Vec::new();
-    for (i, f) in fronts.iter().enumerate() {
+    for f in fronts {
         let dport = |port: u16| eq(field(&f.protocol, "dport"), json!(port));
         if f.backends.is_empty() {
             unserved.push(f);
             continue;
         }
-        let svc_chain = format!("svc_{i}");
+        let svc_chain = format!("svc_{}", tag(&[&f.id]));
         batch.push(chain(&svc_chain, None));
         let goto = json!({"goto": {"target": svc_chain}});
         if let Some(ip) = f.cluster_ip {
@@ -306,11 +365,22 @@ pub fn ruleset(
                 Some(&format!("{} load balancer", f.id)),
             ));
         }
-        let ep_chains: Vec<String> = (0..f.backends.len())
-            .map(|k| format!("ep_{i}_{k}"))
+        let ep_chains: Vec<String> = f
+            .backends
+            .iter()
+            .map(|(ip, port)| format!("ep_{}", tag(&[&f.id, &ip.to_string(), &port.to_string()])))
             .collect();
-        let sets: Vec<String> = (0..f.backends.len())
-            .map(|k| format!("aff_{i}_{k}"))
+        // The timeout is part of a set's name: a set cannot change it in place.
+        let sets: Vec<String> = f
+            .backends
+            .iter()
+            .map(|(ip, port)| {
+                let timeout = f.affinity.unwrap_or_default().to_string();
+                format!(
+                    "aff_{}",
+                    tag(&[&f.id, &ip.to_string(), &port.to_string(), &timeout])
+                )
+            })
             .collect();
         // Chains exist before a rule jumps to them.
         for c in &ep_chains {
@@ -414,7 +484,7 @@ pub fn ruleset(
             None,
         ));
     }
-    json!({"nftables": batch})
+    batch
 }
 
 /// What the proxy needs from the network's configuration.
@@ -533,7 +603,8 @@ pub async fn run(
 ) {
     use tokio::sync::broadcast::error::RecvError;
     let mut changes = store.subscribe();
-    let mut applied: Option<Value> = None;
+    // What the kernel has: the frontends and the batch that made them.
+    let mut applied: Option<(Vec<Frontend>, Declared)> = None;
     loop {
         let (s, n) = (store.clone(), node.clone());
         let snap = match tokio::task::spawn_blocking(move || read(&s, &n)).await {
@@ -547,16 +618,23 @@ pub async fn run(
         let mut retry = false;
         if let Some(snap) = snap {
             let fronts = frontends(&snap.services, &snap.slices);
-            let batch = ruleset(&config.table, config.pod_cidr, config.service_cidr, &fronts);
-            if applied.as_ref() != Some(&batch) {
-                let b = batch.clone();
-                match tokio::task::spawn_blocking(move || apply_batch(&b)).await {
+            if applied.as_ref().map(|(f, _)| f) != Some(&fronts) {
+                let (batch, names) = ruleset(
+                    &config.table,
+                    config.pod_cidr,
+                    config.service_cidr,
+                    &fronts,
+                    applied.as_ref().map(|(_, d)| d),
+                );
+                match tokio::task::spawn_blocking(move || apply_batch(&batch)).await {
                     Ok(Ok(())) => {
                         tracing::debug!(table = %config.table, frontends = fronts.len(), "service rules applied");
-                        applied = Some(batch);
+                        applied = Some((fronts, names));
                     }
                     Ok(Err(e)) => {
                         tracing::warn!(table = %config.table, error = %e, "cannot apply the service rules; retrying");
+                        // Start over from an empty table next time.
+                        applied = None;
                         retry = true;
                     }
                     Err(_) => retry = true,
@@ -712,7 +790,7 @@ mod tests {
                 backends: vec![],
             },
         ];
-        let b = ruleset("berth_svc", pod, svc_cidr, &fronts);
+        let (b, names) = ruleset("berth_svc", pod, svc_cidr, &fronts, None);
         let t = text(&b);
         let items = b["nftables"].as_array().unwrap();
         // Rebuilt whole: created, deleted and created again first.
@@ -722,32 +800,57 @@ mod tests {
             "{t}"
         );
         assert!(t.contains(r#""dnat":{"addr":"10.244.0.6","port":8080}"#));
-        assert!(t.contains(r#""name":"aff_0_1""#) && t.contains(r#""timeout":60"#));
+        let sets: Vec<&String> = names
+            .iter()
+            .filter(|(k, _)| *k == "set")
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(sets.len(), 2, "{names:?}");
+        assert!(sets.iter().all(|n| n.starts_with("aff_")) && t.contains(r#""timeout":60"#));
         assert!(t.contains(r#""op":"update""#));
         assert!(t.contains("default/web:80 node port"));
         assert!(t.contains("default/web:80 load balancer"));
         // The empty UDP service is refused with ICMP, never DNATed.
         assert!(t.contains("default/empty:53 has no ready endpoints"));
         assert!(t.contains(r#""expr":"host-unreachable""#));
-        assert!(!t.contains("svc_1"));
+        assert_eq!(
+            names
+                .iter()
+                .filter(|(k, n)| *k == "chain" && n.starts_with("svc_"))
+                .count(),
+            1,
+            "{names:?}"
+        );
         // Hairpin masquerade between pods.
         assert!(t.contains(r#""right":"dnat""#) && t.contains(r#""addr":"10.244.0.0","len":16"#));
 
-        let one = ruleset(
-            "berth_svc",
-            pod,
-            svc_cidr,
-            &fronts[..1]
-                .iter()
-                .cloned()
-                .map(|mut f| {
-                    f.backends.truncate(1);
-                    f.affinity = None;
-                    f
-                })
-                .collect::<Vec<_>>(),
+        // A rebuild flushes, keeps the sets of endpoints still there and deletes the rest.
+        let fewer: Vec<Frontend> = fronts[..1]
+            .iter()
+            .cloned()
+            .map(|mut f| {
+                f.backends.truncate(1);
+                f
+            })
+            .collect();
+        let (next, kept) = ruleset("berth_svc", pod, svc_cidr, &fewer, Some(&names));
+        let items = next["nftables"].as_array().unwrap();
+        assert!(items[1].get("flush").is_some());
+        let deleted: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.get("delete"))
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(deleted.len(), 2, "one ep chain, one set: {deleted:?}");
+        assert!(
+            kept.contains(&("set", sets[0].clone())) || kept.contains(&("set", sets[1].clone()))
         );
-        assert!(!text(&one).contains("numgen"));
+        assert!(!text(&next).contains("numgen"));
+        // The kept set is not added again (nft refuses to re-add a dynamic set).
+        assert!(
+            !items.iter().any(|i| i.pointer("/add/set").is_some()),
+            "{next}"
+        );
     }
 
     #[test]
