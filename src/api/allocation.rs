@@ -320,6 +320,63 @@ pub fn allocate(
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
 
+/// Kubernetes' `dropTypeDependentFields` on update: a Service whose type no longer takes
+/// node ports (or a cluster IP, or an external traffic policy) loses what its old type gave
+/// it, unless the update changes those fields itself; so `type: ClusterIP` re-applied over
+/// a NodePort Service just works.
+pub fn drop_type_dependent_fields(new: &mut Value, old: &Value) {
+    let new_type = str_at(new, "/spec/type").to_string();
+    if needs_node_ports(old) && !needs_node_ports(new) {
+        let held: BTreeSet<u16> = node_ports_of(old).collect();
+        for p in new
+            .pointer_mut("/spec/ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let n = port_of(p.get("nodePort"));
+            if let (Some(n), Some(m)) = (n, p.as_object_mut())
+                && held.contains(&n)
+            {
+                m.remove("nodePort");
+            }
+        }
+    }
+    // Fields only an externally reachable (or LoadBalancer) Service has, unless the update
+    // sets them to something new (validation then names them).
+    let external = new_type == "NodePort" || new_type == "LoadBalancer";
+    for (field, keep) in [
+        ("externalTrafficPolicy", external),
+        ("allocateLoadBalancerNodePorts", new_type == "LoadBalancer"),
+    ] {
+        let was = old.pointer(&format!("/spec/{field}")).cloned();
+        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+            && !keep
+            && spec.get(field).is_some()
+            && spec.get(field) == was.as_ref()
+        {
+            spec.remove(field);
+        }
+    }
+    if new_type == "ExternalName" && str_at(old, "/spec/type") != "ExternalName" {
+        let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            let was = old.pointer(&format!("/spec/{field}"));
+            if spec.get(field).is_some() && spec.get(field) == was {
+                spec.remove(field);
+            }
+        }
+    }
+}
+
+fn port_of(v: Option<&Value>) -> Option<u16> {
+    v.and_then(Value::as_u64)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| *n != 0)
+}
+
 fn cluster_ip_error(ip: &str, why: &str) -> FieldError {
     invalid_raw(
         "spec.clusterIPs",
@@ -463,6 +520,23 @@ mod tests {
             ))
             .contains("range is full")
         );
+    }
+
+    #[test]
+    fn a_type_change_drops_what_the_old_type_was_given() {
+        let mut old = svc("a", json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        allocate(&mut old, None, &[], &ranges()).expect("allocated");
+        let mut new = old.clone();
+        new["spec"]["type"] = json!("ClusterIP");
+        drop_type_dependent_fields(&mut new, &old);
+        assert!(new["spec"]["ports"][0].get("nodePort").is_none(), "{new}");
+        assert_eq!(new["spec"]["clusterIP"], old["spec"]["clusterIP"]);
+        let mut ext = old.clone();
+        ext["spec"]["type"] = json!("ExternalName");
+        ext["spec"]["externalName"] = json!("x.example");
+        drop_type_dependent_fields(&mut ext, &old);
+        assert!(ext["spec"].get("clusterIP").is_none(), "{ext}");
+        assert!(ext["spec"].get("ipFamilies").is_none(), "{ext}");
     }
 
     #[test]

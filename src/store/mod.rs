@@ -677,7 +677,7 @@ impl Store {
         obj: &mut Value,
         old: Option<&Value>,
     ) -> Result<(), StoreError> {
-        if !(rt.group.is_empty() && rt.plural == "services") {
+        if !is_services(rt) {
             return Ok(());
         }
         let prefix = schema::object_prefix("services", None);
@@ -775,6 +775,9 @@ impl Store {
             }
             meta::set(&mut new, "resourceVersion", None);
             meta::set(&mut new, "managedFields", None);
+            if is_services(rt) {
+                crate::api::allocation::drop_type_dependent_fields(&mut new, &current);
+            }
             let mut new = rt.admit(&new, Some(&current))?;
             s.allocate(txn, rt, &mut new, Some(&current))?;
             if rt.generation {
@@ -985,6 +988,11 @@ impl Store {
 
 /// What holds an object back from deletion: metadata finalizers, and for namespaces also
 /// `spec.finalizers`.
+/// Services get cluster IPs and node ports allocated by the store.
+fn is_services(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.plural == "services"
+}
+
 fn all_finalizers(rt: &ResourceType, obj: &Value) -> Vec<String> {
     let mut f = meta::finalizers(obj);
     if rt.plural == "namespaces"
