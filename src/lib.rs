@@ -48,6 +48,7 @@ pub mod events;
 pub mod image;
 pub mod kubelet;
 pub mod network;
+pub mod reset;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;

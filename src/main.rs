@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         // Before any runtime or thread: the shim calls libcontainer, which forks.
         Command::Shim(args) => berth::runtime::shim::main(args.args),
         Command::Daemon(args) => run_daemon(cli.socket, args),
+        // Builds its own runtime for the network's netlink calls.
+        Command::Reset(args) => ExitCode::from(u8::try_from(berth::cli::reset(args)).unwrap_or(1)),
         command => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

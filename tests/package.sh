@@ -77,10 +77,16 @@ for _ in $(seq 100); do BERTH_SOCKET="$state/berth.sock" /usr/bin/berth version 
 version=$(BERTH_SOCKET="$state/berth.sock" /usr/bin/berth version) || { cat "$out/daemon.log"; fail "berth version failed"; }
 grep -q "Client Version: v" <<<"$version" || fail "no client version: $version"
 grep -q "Server Version: v" <<<"$version" || fail "no server version: $version"
+BERTH_SOCKET="$state/berth.sock" /usr/bin/berth reset --config "$state/config.yaml" --yes >/dev/null 2>&1 &&
+  fail "berth reset ran while the daemon was running"
 kill "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=
-for d in /sys/fs/cgroup/*/"$cgroup_parent" /sys/fs/cgroup/unified/"$cgroup_parent"; do
-  if [ -d "$d" ]; then rmdir "$d"; fi
+echo "== the installed binary resets the node"
+/usr/bin/berth reset --config "$state/config.yaml" --yes || fail "berth reset failed"
+for d in /sys/fs/cgroup/*/"$cgroup_parent" /sys/fs/cgroup/unified/"$cgroup_parent" "$state/lib" "$state/run"; do
+  [ ! -e "$d" ] || fail "$d is left after berth reset"
 done
+ip link show "$pkg_bridge" >/dev/null 2>&1 && fail "the bridge $pkg_bridge is left after berth reset"
+nft list tables | grep -q "$pkg_table" && fail "the nftables table $pkg_table is left after berth reset"
 /usr/bin/berth doctor --no-color || fail "berth doctor reports a failure"
 
 echo "== deb: remove keeps config and state"

@@ -25,6 +25,10 @@ case "$1" in
       systemctl stop berth.service || true
       systemctl disable berth.service >/dev/null 2>&1 || true
     fi
+    # Stop every pod and take down mounts, cgroups and the pod network; the state stays
+    # for a reinstall (a purge removes it).
+    /usr/bin/berth reset --yes --keep-state >/dev/null ||
+      echo "berth: the node could not be reset fully; stop berth, then run: berth reset" >&2
     ;;
   *)
     echo "usage: $0 installed new|upgrade | removing" >&2

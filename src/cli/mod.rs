@@ -59,6 +59,9 @@ pub enum Command {
     Version,
     /// Check that this host can run berth; print each problem with its fix.
     Doctor(DoctorArgs),
+    /// Take a stopped node apart: stop every pod, remove every mount, cgroup, network
+    /// namespace, bridge, veth and nftables table berth made, and its files.
+    Reset(ResetArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]
@@ -104,6 +107,20 @@ pub struct DoctorArgs {
     /// Print without colours (also when NO_COLOR is set or stdout is not a terminal).
     #[arg(long)]
     pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The daemon's configuration (for its directories, cgroup parent and network).
+    #[arg(long, value_name = "FILE", default_value = crate::daemon::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Keep the state (objects, images) and the logs: a later start brings the workloads
+    /// back. The package's removal uses this; its purge does not.
+    #[arg(long)]
+    pub keep_state: bool,
+    /// Do not ask for confirmation (needed when standard input is not a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -360,6 +377,9 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         )
         .await
         .map_err(|e| CliError::Failed(e.to_string())),
+        Command::Reset(_) => Err(CliError::Usage(
+            "berth reset runs outside the client's runtime (see main.rs)".into(),
+        )),
         Command::Daemon(_) => Err(CliError::Usage(
             "berth daemon is not a client command".into(),
         )),
@@ -369,6 +389,63 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
     };
     match result {
         Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+/// `berth reset`: asks first on a terminal (unless `--yes`), then resets; exit code 1 when
+/// it refused or something could not be removed. Run without any async runtime.
+pub fn reset(args: ResetArgs) -> i32 {
+    use std::io::{BufRead, IsTerminal, Write};
+    let explicit = args.config.as_os_str() != crate::daemon::DEFAULT_CONFIG;
+    let config = match crate::daemon::Config::load(&args.config, explicit) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "error: berth reset removes every pod of this node{}; run it on a terminal to confirm, or pass --yes",
+                if args.keep_state {
+                    ""
+                } else {
+                    " and all of berth's state"
+                }
+            );
+            return 1;
+        }
+        let state = if args.keep_state {
+            String::new()
+        } else {
+            format!(", and deletes {}", config.state_dir.display())
+        };
+        print!(
+            "This stops every pod and removes berth's containers, mounts, cgroups and network{state}.\nContinue? [y/N] "
+        );
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing was changed");
+            return 1;
+        }
+    }
+    match crate::reset::reset(&config, args.keep_state) {
+        Ok(report) => {
+            for line in &report.done {
+                println!("{line}");
+            }
+            for line in &report.failed {
+                eprintln!("error: {line}");
+            }
+            i32::from(!report.failed.is_empty())
+        }
         Err(e) => {
             eprintln!("error: {e}");
             1

@@ -175,7 +175,7 @@ impl TestDaemon {
         base.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-")
     }
 
-    fn config_path(&self) -> PathBuf {
+    pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("config.yaml")
     }
 
