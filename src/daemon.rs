@@ -557,6 +557,12 @@ mod tests {
         let c = Config::load(&p, true).expect("valid");
         assert_eq!(c.socket_mode_bits(), Ok(0o666));
         assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        std::fs::write(&p, "serviceNodePortRange: 32767-30000\n").expect("write");
+        let e = Config::load(&p, true).expect_err("bad range").to_string();
+        assert!(e.contains("serviceNodePortRange"), "{e}");
+        std::fs::write(&p, "serviceNodePortRange: 40000-40099\n").expect("write");
+        let c = Config::load(&p, true).expect("valid range");
+        assert_eq!(c.service_ranges().map(|r| r.node_ports), Ok(40000..=40099));
         assert!(Config::load(&dir.path().join("missing"), false).is_ok());
         assert!(Config::load(&dir.path().join("missing"), true).is_err());
     }
