@@ -4,17 +4,20 @@
 //!
 //! What the table does:
 //! - `clusterIP:port` (and `nodePort`, and for LoadBalancer Services the port itself, on
-//!   every local address of the node: ServiceLB's "served on the host") DNATs to one READY
-//!   endpoint (`conditions.ready` not false and not terminating), picked at random
-//!   (`numgen random mod N`); with `sessionAffinity: ClientIP` a client address is held to
-//!   the endpoint it got first for the configured timeout (one timed set per endpoint);
+//!   every local address of the node: ServiceLB's "served on the host"; and `externalIPs`
+//!   on the port) DNATs to one READY endpoint (`conditions.ready` not false and not
+//!   terminating), picked at random (`numgen random mod N`); with `sessionAffinity:
+//!   ClientIP` a client address is held to the endpoint it got first for the configured
+//!   timeout (one timed set per endpoint);
 //! - DNATed traffic from a pod to a pod is masqueraded (the reply would otherwise be
-//!   bridged straight back and miss conntrack's reverse NAT), loopback sources too;
+//!   bridged straight back and miss conntrack's reverse NAT), loopback sources too; the
+//!   pods' bridge ports are in hairpin mode (see `link::enslave`) so a pod reaches itself;
 //! - a Service port without ready endpoints, and anything else sent to the Service CIDR,
 //!   is rejected (TCP reset, else ICMP host-unreachable) instead of vanishing.
 //!
 //! The table is rebuilt whole in one `nft -j -f -` batch (atomic), only when the rules
-//! change; bursts of changes are coalesced. The same task writes
+//! change; bursts of changes are coalesced. Chains and sets are named after what they serve,
+//! so a rebuild keeps the affinity sets of endpoints that stay (see [`ruleset`]). The same task writes
 //! `status.loadBalancer.ingress` of LoadBalancer Services (the node's InternalIP).
 //! [`frontends`] and [`ruleset`] are pure and unit-tested.
 
@@ -45,6 +48,8 @@ pub struct Frontend {
     pub node_port: Option<u16>,
     /// LoadBalancer: also served on the node's own addresses on `port`.
     pub on_host: bool,
+    /// `spec.externalIPs`: served on `port` at these addresses too (as kube-proxy does).
+    pub external_ips: Vec<Ipv4Addr>,
     /// `sessionAffinity: ClientIP` timeout in seconds.
     pub affinity: Option<u32>,
     /// Ready endpoints (address, port), sorted, without duplicates.
@@ -81,6 +86,14 @@ pub fn frontends(services: &[Value], slices: &[Value]) -> Vec<Frontend> {
                 .and_then(|t| u32::try_from(t).ok())
                 .unwrap_or(10800)
         });
+        let external_ips: Vec<Ipv4Addr> = svc
+            .pointer("/spec/externalIPs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
         let mine: Vec<&Value> = slices
             .iter()
             .filter(|sl| {
@@ -163,6 +176,7 @@ pub fn frontends(services: &[Value], slices: &[Value]) -> Vec<Frontend> {
                 port,
                 node_port: port_num(p.get("nodePort")).filter(|_| external),
                 on_host: ty == "LoadBalancer",
+                external_ips: external_ips.clone(),
                 affinity,
                 backends: backends.into_iter().collect(),
             });
@@ -365,6 +379,17 @@ fn rules(table: &str, pod_cidr: Ipv4Net, service_cidr: Ipv4Net, fronts: &[Fronte
                 Some(&format!("{} load balancer", f.id)),
             ));
         }
+        for ip in &f.external_ips {
+            batch.push(rule(
+                "services",
+                vec![
+                    eq(field("ip", "daddr"), json!(ip.to_string())),
+                    dport(f.port),
+                    goto.clone(),
+                ],
+                Some(&format!("{} external IP", f.id)),
+            ));
+        }
         let ep_chains: Vec<String> = f
             .backends
             .iter()
@@ -445,6 +470,19 @@ fn rules(table: &str, pod_cidr: Ipv4Net, service_cidr: Ipv4Net, fronts: &[Fronte
         let dport = |port: u16| eq(field(&f.protocol, "dport"), json!(port));
         if let Some(ip) = f.cluster_ip {
             for chain in ["reject_forward", "reject_output"] {
+                batch.push(rule(
+                    chain,
+                    vec![
+                        eq(field("ip", "daddr"), json!(ip.to_string())),
+                        dport(f.port),
+                        reject(tcp),
+                    ],
+                    Some(&format!("{} has no ready endpoints", f.id)),
+                ));
+            }
+        }
+        for ip in &f.external_ips {
+            for chain in ["reject_forward", "reject_output", "reject_input"] {
                 batch.push(rule(
                     chain,
                     vec![
@@ -702,7 +740,7 @@ mod tests {
         let services = vec![
             svc(
                 "web",
-                json!({"type": "NodePort", "clusterIP": "10.96.0.10", "ports": [
+                json!({"type": "NodePort", "clusterIP": "10.96.0.10", "externalIPs": ["192.0.2.7"], "ports": [
                     {"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080},
                     {"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053}]}),
             ),
@@ -755,6 +793,7 @@ mod tests {
         assert_eq!(f[2].id, "default/other:80");
         assert!(f[2].backends.is_empty());
         assert!(!f[0].on_host);
+        assert_eq!(f[0].external_ips, vec![Ipv4Addr::new(192, 0, 2, 7)]);
     }
 
     fn text(batch: &Value) -> String {
@@ -773,6 +812,7 @@ mod tests {
                 port: 80,
                 node_port: Some(30080),
                 on_host: true,
+                external_ips: vec!["192.0.2.7".parse().unwrap()],
                 affinity: Some(60),
                 backends: vec![
                     ("10.244.0.5".parse().unwrap(), 8080),
@@ -786,6 +826,7 @@ mod tests {
                 port: 53,
                 node_port: None,
                 on_host: false,
+                external_ips: vec![],
                 affinity: None,
                 backends: vec![],
             },
@@ -810,6 +851,7 @@ mod tests {
         assert!(t.contains(r#""op":"update""#));
         assert!(t.contains("default/web:80 node port"));
         assert!(t.contains("default/web:80 load balancer"));
+        assert!(t.contains("default/web:80 external IP") && t.contains("192.0.2.7"));
         // The empty UDP service is refused with ICMP, never DNATed.
         assert!(t.contains("default/empty:53 has no ready endpoints"));
         assert!(t.contains(r#""expr":"host-unreachable""#));
