@@ -78,6 +78,12 @@ pub struct Config {
     /// berth's own nftables table (family ip): egress masquerade and hostPorts; Services
     /// use `<nftablesTable>_svc`.
     pub nftables_table: String,
+    /// The address the Ingress listeners bind (0.0.0.0: every IPv4 address of the host).
+    pub ingress_address: String,
+    /// The Ingress HTTP port; 0 disables the HTTP listener.
+    pub ingress_http_port: u16,
+    /// The Ingress HTTPS port; 0 disables the HTTPS listener.
+    pub ingress_https_port: u16,
 }
 
 impl Default for Config {
@@ -101,6 +107,9 @@ impl Default for Config {
             service_node_port_range: "30000-32767".to_string(),
             bridge_name: crate::network::DEFAULT_BRIDGE.to_string(),
             nftables_table: crate::network::DEFAULT_NFT_TABLE.to_string(),
+            ingress_address: "0.0.0.0".to_string(),
+            ingress_http_port: 80,
+            ingress_https_port: 443,
         }
     }
 }
@@ -166,6 +175,12 @@ impl Config {
                 message,
             })?;
         config
+            .ingress()
+            .map_err(|message| DaemonError::ConfigInvalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        config
             .network()
             .and_then(|n| n.validate().map_err(|e| e.to_string()))
             .and_then(|_| config.service_ranges().map(|_| ()))
@@ -208,6 +223,20 @@ impl Config {
             network: cidr.network(),
             prefix: cidr.prefix,
             node_ports,
+        })
+    }
+
+    /// The Ingress listeners' settings, with the address parsed.
+    pub fn ingress(&self) -> Result<crate::ingress::IngressConfig, String> {
+        Ok(crate::ingress::IngressConfig {
+            address: self.ingress_address.parse().map_err(|e| {
+                format!(
+                    "ingressAddress: \"{}\" is not an IP address ({e})",
+                    self.ingress_address
+                )
+            })?,
+            http_port: self.ingress_http_port,
+            https_port: self.ingress_https_port,
         })
     }
 
@@ -453,6 +482,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             path: PathBuf::from("the configuration"),
             message,
         })?;
+    let ingress = config
+        .ingress()
+        .map_err(|message| DaemonError::ConfigInvalid {
+            path: PathBuf::from("the configuration"),
+            message,
+        })?;
+    tokio::task::block_in_place(|| crate::ingress::ensure_class(&store))?;
     let kubelet = tokio::task::block_in_place(|| {
         crate::kubelet::Kubelet::new(
             crate::kubelet::KubeletConfig {
@@ -492,6 +528,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         host.memory_kib,
         shutdown_rx.clone(),
     ));
+    controllers.extend(
+        crate::ingress::start(
+            store.clone(),
+            meta_name(&node).to_string(),
+            ingress,
+            shutdown_rx.clone(),
+        )
+        .await,
+    );
     let serving = tokio::spawn(server.serve(listener, shutdown_rx.clone()));
     tokio::spawn(trim_memory(shutdown_rx.clone()));
     tokio::spawn(crate::events::expire(
@@ -563,6 +608,15 @@ mod tests {
         std::fs::write(&p, "serviceNodePortRange: 40000-40099\n").expect("write");
         let c = Config::load(&p, true).expect("valid range");
         assert_eq!(c.service_ranges().map(|r| r.node_ports), Ok(40000..=40099));
+        std::fs::write(&p, "ingressAddress: everywhere\n").expect("write");
+        let e = Config::load(&p, true).expect_err("bad address").to_string();
+        assert!(e.contains("ingressAddress: \"everywhere\""), "{e}");
+        std::fs::write(&p, "ingressHttpPort: 0\ningressHttpsPort: 8443\n").expect("write");
+        let c = Config::load(&p, true)
+            .expect("valid")
+            .ingress()
+            .expect("ingress");
+        assert_eq!((c.http_port, c.https_port), (0, 8443));
         assert!(Config::load(&dir.path().join("missing"), false).is_ok());
         assert!(Config::load(&dir.path().join("missing"), true).is_err());
     }

@@ -28,11 +28,14 @@
 //!   Kubernetes' command/env/pull-policy rules. Depends on nothing internal; used only by
 //!   the kubelet.
 //! - [`network`]: the pod network: a bridge, a veth pair per pod, persisted IPAM, IP
-//!   forwarding and egress masquerade (rtnetlink, nftables). Depends on nothing internal;
-//!   used only by the kubelet.
+//!   forwarding and egress masquerade (rtnetlink, nftables), NetworkPolicy rules. Depends
+//!   only on `api` (label selectors, object fields); used only by the kubelet.
 //! - [`runtime`]: containers for the kubelet: pod sandboxes, cgroups (v1 and v2), and one
 //!   `berth shim` process per container, the only code that calls libcontainer. Depends on
 //!   nothing internal; only the kubelet may use it.
+//! - [`ingress`]: the built-in Ingress controller: IngressClass `berth`, the HTTP and HTTPS
+//!   listeners on the host and the reverse proxy to the pods (hyper, rustls). Reads the
+//!   store like a controller; depends on `api` and `store`.
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
 //! - [`client`]: the typed API client over the socket. Depends on `api`.
 //! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
@@ -46,6 +49,7 @@ pub mod controllers;
 pub mod daemon;
 pub mod events;
 pub mod image;
+pub mod ingress;
 pub mod kubelet;
 pub mod network;
 pub mod reset;

@@ -184,7 +184,7 @@ fn readiness_is_reported_to_the_notify_socket() {
     std::fs::write(
         &config,
         format!(
-            "logDir: {}\nrunDir: {}\ncgroupParent: /{parent}\n{}",
+            "logDir: {}\nrunDir: {}\ncgroupParent: /{parent}\n{}ingressHttpPort: 0\ningressHttpsPort: 0\n",
             dir.path().join("logs").display(),
             dir.path().join("run").display(),
             net.config()

@@ -21,6 +21,7 @@ cleanup() {
   ip link del "$pkg_bridge" 2>/dev/null || true
   nft delete table ip "$pkg_table" 2>/dev/null || true
   nft delete table ip "${pkg_table}_svc" 2>/dev/null || true
+  nft delete table ip "${pkg_table}_pol" 2>/dev/null || true
   dpkg -P berth >/dev/null 2>&1 || true
   rm -rf "$out"
 }
@@ -70,6 +71,8 @@ podCIDR: 10.199.255.0/24
 serviceCIDR: 10.199.254.0/24
 serviceNodePortRange: 26400-26415
 nftablesTable: $pkg_table
+ingressHttpPort: 0
+ingressHttpsPort: 0
 EOC
 /usr/bin/berth daemon --config "$state/config.yaml" >"$out/daemon.log" 2>&1 &
 daemon_pid=$!

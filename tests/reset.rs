@@ -117,6 +117,12 @@ metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: web}}
 ",
     );
     ok(&d.cli(&["apply", "-f", manifest.to_str().unwrap()]));
@@ -129,6 +135,11 @@ spec:
                 .iter()
                 .all(|p| p["status"]["phase"] == "Running" && p["status"]["podIP"].is_string()))
         .then_some(())
+    });
+    // The NetworkPolicy gives the node its policy table as well.
+    let policy_table = format!("{}_pol", d.net.table);
+    eventually(20, "the NetworkPolicy table", || {
+        (nft_tables(&policy_table).len() == 1).then_some(())
     });
     let dir = d.state_dir().parent().unwrap().to_path_buf();
     let dir_s = dir.display().to_string();

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod metrics;
+pub mod netpol;
 pub mod node;
 pub mod pods;
 pub mod portforward;
@@ -147,6 +148,11 @@ impl Kubelet {
                 store,
                 crate::network::services::ProxyConfig::new(net.config()),
                 node.to_string(),
+                shutdown.clone(),
+            )));
+            tasks.push(tokio::spawn(netpol::run(
+                ctx.store.clone(),
+                net.config().clone(),
                 shutdown,
             )));
         }

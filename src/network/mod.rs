@@ -2,7 +2,8 @@
 //! first address of the pod CIDR), one veth pair per pod (host side on the bridge, pod side
 //! `eth0` in the pod's network namespace with its address and a default route via the
 //! gateway), persisted IPAM ([`ipam`]), `net.ipv4.ip_forward=1` and masquerading of pod
-//! egress in berth's own nftables table ([`nft`]).
+//! egress in berth's own nftables table ([`nft`]), and NetworkPolicy enforcement in
+//! `<table>_pol` ([`policy`]; it sets the bridge's `nf_call_iptables` option).
 //!
 //! Links, addresses and routes go through netlink (`rtnetlink`); nftables through the `nft`
 //! binary's JSON interface. Used only by the kubelet. Invariants: every operation is
@@ -12,6 +13,7 @@
 pub mod ipam;
 mod link;
 pub mod nft;
+pub mod policy;
 pub mod services;
 
 use std::net::Ipv4Addr;
@@ -183,6 +185,10 @@ pub enum NetworkError {
     Exhausted { cidr: String },
     #[error("nftables: {0}")]
     Nft(String),
+    #[error(
+        "the kernel's br_netfilter is not available, so NetworkPolicies cannot see traffic between pods; load it (modprobe br_netfilter) and restart berth"
+    )]
+    NoBridgeNetfilter,
 }
 
 /// The node's pod network, set up once at start.
@@ -229,6 +235,10 @@ impl Network {
             config.bridge
         ))?;
         nft::apply_ruleset(&config.nft_table, &config.bridge, config.pod_cidr, &[])?;
+        // NetworkPolicy must see bridged pod-to-pod traffic (see `policy`).
+        if let Err(e) = policy::enable_bridge_netfilter(&config.bridge) {
+            tracing::warn!(bridge = %config.bridge, error = %e, "NetworkPolicies will not apply to traffic between pods on the bridge");
+        }
         tracing::info!(bridge = %config.bridge, pod_cidr = %config.pod_cidr, service_cidr = %config.service_cidr, "pod network ready");
         Ok(Network {
             config,
@@ -336,13 +346,16 @@ impl Network {
         self.ipam.lock().await.uids()
     }
 
-    /// Removes the bridge and the nftables tables (the pod network's and the Services'): for a node that stops being one (and
+    /// Removes the bridge and the nftables tables (NAT, Services and policies): for a node that stops being one (and
     /// test daemons). Pods must be gone first.
     pub async fn remove_node_network(config: &NetworkConfig) -> Result<(), NetworkError> {
         let handle = link::connect()?;
         link::delete(&handle, &config.bridge).await?;
-        nft::delete_table(&services::table_name(&config.nft_table))?;
-        nft::delete_table(&config.nft_table)
+        let policies = policy::delete_table(&config.nft_table);
+        let services = nft::delete_table(&services::table_name(&config.nft_table));
+        nft::delete_table(&config.nft_table)?;
+        services?;
+        policies
     }
 }
 

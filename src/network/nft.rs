@@ -10,11 +10,7 @@ use serde_json::{Value, json};
 use super::{Ipv4Net, NetworkError};
 
 /// Runs one JSON batch (atomic in the kernel: all of it applies or none).
-pub(super) fn apply_batch(batch: &Value) -> Result<(), NetworkError> {
-    apply(batch)
-}
-
-fn apply(batch: &Value) -> Result<(), NetworkError> {
+pub(super) fn apply(batch: &Value) -> Result<(), NetworkError> {
     let mut child = Command::new("nft")
         .args(["-j", "-f", "-"])
         .stdin(Stdio::piped())

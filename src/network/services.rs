@@ -629,7 +629,7 @@ fn write_statuses(store: &Store, snap: &Snapshot) {
 }
 
 fn apply_batch(batch: &Value) -> Result<(), NetworkError> {
-    super::nft::apply_batch(batch)
+    super::nft::apply(batch)
 }
 
 /// Keeps the table equal to the Services and EndpointSlices in `store` until shutdown.

@@ -191,6 +191,12 @@ impl TestDaemon {
             self.net.config(),
             self.config
         );
+        // Test daemons run in parallel: no Ingress listeners unless a test asks for ports.
+        let config = if self.config.contains("ingressHttpPort") {
+            config
+        } else {
+            format!("{config}ingressHttpPort: 0\ningressHttpsPort: 0\n")
+        };
         std::fs::write(self.config_path(), config).expect("write config");
         let log = std::fs::OpenOptions::new()
             .create(true)
