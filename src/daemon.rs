@@ -73,9 +73,12 @@ pub struct Config {
     /// The Services' cluster IPs.
     #[serde(rename = "serviceCIDR")]
     pub service_cidr: String,
+    /// The ports NodePort and LoadBalancer Services get on the node (`30000-32767`).
+    pub service_node_port_range: String,
     /// The Linux bridge the pods' veth pairs are attached to (at most 15 characters).
     pub bridge_name: String,
-    /// berth's own nftables table (family ip): egress masquerade, later Services.
+    /// berth's own nftables table (family ip): egress masquerade and hostPorts; Services
+    /// use `<nftablesTable>_svc`.
     pub nftables_table: String,
     /// The cluster DNS zone (Kubernetes' kubelet `clusterDomain`).
     pub cluster_domain: String,
@@ -109,6 +112,7 @@ impl Default for Config {
             max_pods: crate::kubelet::node::MAX_PODS,
             pod_cidr: crate::network::DEFAULT_POD_CIDR.to_string(),
             service_cidr: crate::network::DEFAULT_SERVICE_CIDR.to_string(),
+            service_node_port_range: "30000-32767".to_string(),
             bridge_name: crate::network::DEFAULT_BRIDGE.to_string(),
             nftables_table: crate::network::DEFAULT_NFT_TABLE.to_string(),
             cluster_domain: crate::network::dns::DEFAULT_CLUSTER_DOMAIN.to_string(),
@@ -190,6 +194,7 @@ impl Config {
             .network()
             .and_then(|n| n.validate().map_err(|e| e.to_string()))
             .and_then(|()| config.dns().map(drop))
+            .and_then(|()| config.service_ranges().map(|_| ()))
             .map_err(|message| DaemonError::ConfigInvalid {
                 path: path.to_path_buf(),
                 message,
@@ -243,6 +248,22 @@ impl Config {
         Ok(crate::network::dns::DnsSettings {
             cluster_domain: domain,
             upstreams: (!upstreams.is_empty()).then_some(upstreams),
+        })
+    }
+
+    /// Where Services' cluster IPs and node ports come from.
+    pub fn service_ranges(&self) -> Result<crate::api::allocation::ServiceRanges, String> {
+        let cidr: crate::network::Ipv4Net = self
+            .service_cidr
+            .parse()
+            .map_err(|e| format!("serviceCIDR: {e}"))?;
+        let node_ports =
+            crate::api::allocation::ServiceRanges::parse_node_ports(&self.service_node_port_range)
+                .map_err(|e| format!("serviceNodePortRange: {e}"))?;
+        Ok(crate::api::allocation::ServiceRanges {
+            network: cidr.network(),
+            prefix: cidr.prefix,
+            node_ports,
         })
     }
 
@@ -480,6 +501,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let _lock = lock_state_dir(&config.state_dir)?;
     let store_opts = StoreOptions {
         history_limit: config.watch_history.max(1),
+        service_ranges: config
+            .service_ranges()
+            .map_err(|message| DaemonError::ConfigInvalid {
+                path: PathBuf::from("the configuration"),
+                message,
+            })?,
         ..Default::default()
     };
     let state = config.state_dir.join("state");
@@ -623,6 +650,12 @@ mod tests {
         let c = Config::load(&p, true).expect("valid");
         assert_eq!(c.socket_mode_bits(), Ok(0o666));
         assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        std::fs::write(&p, "serviceNodePortRange: 32767-30000\n").expect("write");
+        let e = Config::load(&p, true).expect_err("bad range").to_string();
+        assert!(e.contains("serviceNodePortRange"), "{e}");
+        std::fs::write(&p, "serviceNodePortRange: 40000-40099\n").expect("write");
+        let c = Config::load(&p, true).expect("valid range");
+        assert_eq!(c.service_ranges().map(|r| r.node_ports), Ok(40000..=40099));
         std::fs::write(&p, "ingressAddress: everywhere\n").expect("write");
         let e = Config::load(&p, true).expect_err("bad address").to_string();
         assert!(e.contains("ingressAddress: \"everywhere\""), "{e}");

@@ -257,7 +257,8 @@ fn a_pod_cidr_that_overlaps_a_host_route_stops_the_start() {
 #[test]
 fn host_ports_reach_the_pod_from_loopback_and_the_host_ip_until_it_is_deleted() {
     let d = daemon();
-    let port = 20000 + (uuid::Uuid::new_v4().as_u128() % 10000) as u16;
+    // A port of this daemon's own block: no other test daemon installs rules for it.
+    let port = d.net.host_port(7);
     let yaml = format!(
         "{}    ports:\n    - containerPort: 8080\n      hostPort: {port}\n",
         web("hp")

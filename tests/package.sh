@@ -20,6 +20,7 @@ cleanup() {
   [ -n "${daemon_pid:-}" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
   ip link del "$pkg_bridge" 2>/dev/null || true
   nft delete table ip "$pkg_table" 2>/dev/null || true
+  nft delete table ip "${pkg_table}_svc" 2>/dev/null || true
   nft delete table ip "${pkg_table}_pol" 2>/dev/null || true
   dpkg -P berth >/dev/null 2>&1 || true
   rm -rf "$out"
@@ -67,6 +68,8 @@ runDir: $state/run
 cgroupParent: /$cgroup_parent
 bridgeName: $pkg_bridge
 podCIDR: 10.199.255.0/24
+serviceCIDR: 10.199.254.0/24
+serviceNodePortRange: 26400-26415
 nftablesTable: $pkg_table
 ingressHttpPort: 0
 ingressHttpsPort: 0

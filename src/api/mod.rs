@@ -2,6 +2,7 @@
 //! decoding, defaulting, validation), errors as `metav1.Status`, selectors, patches, table
 //! rendering and watch events. Depends on nothing else in the crate.
 
+pub mod allocation;
 pub mod describe;
 pub mod error;
 pub mod kinds;

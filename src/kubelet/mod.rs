@@ -172,9 +172,15 @@ impl Kubelet {
         ];
         let dns = self.dns_server.lock().ok().and_then(|mut d| d.take());
         if let Some(server) = dns {
-            tasks.push(tokio::spawn(server.run(store, shutdown.clone())));
+            tasks.push(tokio::spawn(server.run(store.clone(), shutdown.clone())));
         }
         if let Some(net) = &self.network {
+            tasks.push(tokio::spawn(crate::network::services::run(
+                store,
+                crate::network::services::ProxyConfig::new(net.config()),
+                node.to_string(),
+                shutdown.clone(),
+            )));
             tasks.push(tokio::spawn(netpol::run(
                 ctx.store.clone(),
                 net.config().clone(),
@@ -187,6 +193,11 @@ impl Kubelet {
 
 /// The node's first non-loopback IPv4 address (the pods' `hostIP`), else 127.0.0.1.
 fn host_ip() -> String {
+    first_host_ipv4().unwrap_or_else(|| "127.0.0.1".to_string())
+}
+
+/// The node's first non-loopback IPv4 address.
+fn first_host_ipv4() -> Option<String> {
     nix::ifaddrs::getifaddrs()
         .ok()
         .and_then(|addrs| {
@@ -195,7 +206,6 @@ fn host_ip() -> String {
                 .find(|ip| !ip.is_loopback())
         })
         .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "127.0.0.1".to_string())
 }
 
 /// Reaps exited shims (our children since we are a subreaper) on every SIGCHLD, by the

@@ -26,6 +26,8 @@ pub struct HostInfo {
     pub arch: String,
     /// The node's pod capacity.
     pub max_pods: u32,
+    /// The node's first non-loopback IPv4 address (its `InternalIP`), if any.
+    pub internal_ip: Option<String>,
 }
 
 impl HostInfo {
@@ -75,6 +77,7 @@ impl HostInfo {
                 other => other.into(),
             },
             max_pods: MAX_PODS,
+            internal_ip: super::first_host_ipv4(),
         }
     }
 }
@@ -118,7 +121,12 @@ pub fn node_object(host: &HostInfo, now: &str) -> Value {
                 condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                 condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ],
-            "addresses": [{"type": "Hostname", "address": host.name}],
+            "addresses": host
+                .internal_ip
+                .iter()
+                .map(|ip| json!({"type": "InternalIP", "address": ip}))
+                .chain([json!({"type": "Hostname", "address": host.name})])
+                .collect::<Vec<_>>(),
             "nodeInfo": {
                 "machineID": "",
                 "systemUUID": "",
@@ -211,6 +219,7 @@ mod tests {
             os_image: "Debian GNU/Linux 12 (bookworm)".into(),
             arch: "amd64".into(),
             max_pods: MAX_PODS,
+            internal_ip: Some("192.168.1.10".into()),
         }
     }
 
@@ -222,6 +231,7 @@ mod tests {
             StoreOptions {
                 history_limit: 100,
                 map_size: 32 << 20,
+                ..Default::default()
             },
         )
         .expect("store");

@@ -164,7 +164,7 @@ pub(super) async fn ensure_bridge(
     Ok(index)
 }
 
-/// Puts the link `name` on the bridge and brings it up.
+/// Puts the link `name` on the bridge in hairpin mode and brings it up.
 pub(super) async fn enslave(handle: &Handle, name: &str, bridge: u32) -> Result<(), NetworkError> {
     let index = index_of(handle, name)
         .await?
@@ -179,7 +179,23 @@ pub(super) async fn enslave(handle: &Handle, name: &str, bridge: u32) -> Result<
         )
         .execute()
         .await
-        .map_err(nl(format!("attach {name} to the bridge")))
+        .map_err(nl(format!("attach {name} to the bridge")))?;
+    // With br_netfilter loaded, a pod's packet to a Service is DNATed while it is being
+    // bridged; when the chosen endpoint is the pod itself the frame must go back out of
+    // the port it came in on, which a bridge only does for a hairpin port (kubelet's
+    // hairpin-veth mode).
+    let path = std::path::PathBuf::from(format!("/sys/class/net/{name}/brport/hairpin_mode"));
+    if std::fs::read_to_string(&path)
+        .map(|v| v.trim() == "1")
+        .unwrap_or(false)
+    {
+        return Ok(());
+    }
+    std::fs::write(&path, "1").map_err(|source| NetworkError::Io {
+        action: "set hairpin mode in",
+        path,
+        source,
+    })
 }
 
 /// Deletes the link `name` if it exists (a veth takes its peer with it).

@@ -15,6 +15,7 @@ pub mod ipam;
 mod link;
 pub mod nft;
 pub mod policy;
+pub mod services;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -346,13 +347,15 @@ impl Network {
         self.ipam.lock().await.uids()
     }
 
-    /// Removes the bridge and the nftables tables (NAT and policies): for a node that stops being one (and
+    /// Removes the bridge and the nftables tables (NAT, Services and policies): for a node that stops being one (and
     /// test daemons). Pods must be gone first.
     pub async fn remove_node_network(config: &NetworkConfig) -> Result<(), NetworkError> {
         let handle = link::connect()?;
         link::delete(&handle, &config.bridge).await?;
         let policies = policy::delete_table(&config.nft_table);
+        let services = nft::delete_table(&services::table_name(&config.nft_table));
         nft::delete_table(&config.nft_table)?;
+        services?;
         policies
     }
 }

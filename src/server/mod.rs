@@ -503,6 +503,7 @@ mod tests {
             crate::store::StoreOptions {
                 history_limit: 10,
                 map_size: 16 << 20,
+                ..Default::default()
             },
         )
         .expect("store");

@@ -21,6 +21,7 @@ use heed::{Env, EnvOpenOptions, RwTxn, WithoutTls};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use crate::api::allocation::ServiceRanges;
 use crate::api::registry::{self, ResourceType};
 use crate::api::watch::EventType;
 use crate::api::{ApiError, meta};
@@ -88,6 +89,8 @@ pub struct StoreOptions {
     pub history_limit: u64,
     /// Largest size the data file may grow to (LMDB's map size; the file is sparse).
     pub map_size: usize,
+    /// Where Services' cluster IPs and node ports are allocated from.
+    pub service_ranges: ServiceRanges,
 }
 
 impl Default for StoreOptions {
@@ -95,6 +98,7 @@ impl Default for StoreOptions {
         StoreOptions {
             history_limit: 10_000,
             map_size: 8 << 30,
+            service_ranges: ServiceRanges::default(),
         }
     }
 }
@@ -655,11 +659,47 @@ impl Store {
             if s.get_in(txn, &key)?.is_some() {
                 return Err(ApiError::AlreadyExists(rt.resource_ref(&name)).into());
             }
+            let mut obj = obj;
+            s.allocate(txn, rt, &mut obj, None)?;
             if dry_run {
                 return Ok(obj);
             }
             s.record(txn, changes, EventType::Added, rt, &key, obj)
         })
+    }
+
+    /// Services: cluster IP and node ports, against every other stored Service (what they
+    /// hold is what is taken, so a delete frees and a restart never reuses).
+    fn allocate(
+        &self,
+        txn: &RwTxn<'_>,
+        rt: &ResourceType,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), StoreError> {
+        if !is_services(rt) {
+            return Ok(());
+        }
+        let prefix = schema::object_prefix("services", None);
+        let mut others = Vec::new();
+        for item in self
+            .dbs
+            .objects
+            .prefix_iter(txn, &prefix)
+            .map_err(self.lmdb("list services"))?
+        {
+            let (key, bytes) = item.map_err(self.lmdb("list services"))?;
+            others.push(Self::parse(key, bytes)?);
+        }
+        crate::api::allocation::allocate(obj, old, &others, &self.opts.service_ranges).map_err(
+            |causes| {
+                ApiError::Invalid {
+                    object: rt.kind_ref(meta::name(obj)),
+                    causes,
+                }
+                .into()
+            },
+        )
     }
 
     /// Namespace admission: the namespace must exist and not be terminating.
@@ -735,7 +775,11 @@ impl Store {
             }
             meta::set(&mut new, "resourceVersion", None);
             meta::set(&mut new, "managedFields", None);
+            if is_services(rt) {
+                crate::api::allocation::drop_type_dependent_fields(&mut new, &current);
+            }
             let mut new = rt.admit(&new, Some(&current))?;
+            s.allocate(txn, rt, &mut new, Some(&current))?;
             if rt.generation {
                 let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
                 let bumped = if sub == Subresource::Main && new.get("spec") != current.get("spec") {
@@ -944,6 +988,11 @@ impl Store {
 
 /// What holds an object back from deletion: metadata finalizers, and for namespaces also
 /// `spec.finalizers`.
+/// Services get cluster IPs and node ports allocated by the store.
+fn is_services(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.plural == "services"
+}
+
 fn all_finalizers(rt: &ResourceType, obj: &Value) -> Vec<String> {
     let mut f = meta::finalizers(obj);
     if rt.plural == "namespaces"
@@ -1060,6 +1109,7 @@ pub(crate) fn test_store() -> (tempfile::TempDir, Arc<Store>) {
         StoreOptions {
             history_limit: 100,
             map_size: 32 << 20,
+            ..Default::default()
         },
     )
     .expect("open");

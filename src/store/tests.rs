@@ -7,6 +7,7 @@ fn open(dir: &Path) -> Store {
         StoreOptions {
             history_limit: 50,
             map_size: 64 << 20,
+            ..Default::default()
         },
     )
     .expect("open store")
@@ -352,4 +353,64 @@ fn protected_namespaces_cannot_be_deleted() {
         .delete(rt, None, "default", &DeleteOptions::default())
         .expect_err("protected");
     assert_eq!(err.into_api().code(), 403);
+}
+
+#[test]
+fn services_get_cluster_ips_and_node_ports_in_the_write_and_free_them_on_delete() {
+    let (_d, store) = setup();
+    let rt = by_kind("v1", "Service").expect("svc");
+    let svc = |name: &str, ty: &str| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"type": ty, "selector": {"app": name}, "ports": [{"port": 80}]}})
+    };
+    // The create response already holds what was allocated.
+    let a = store
+        .create(rt, Some("default"), svc("a", "NodePort"), false)
+        .expect("create a");
+    assert_eq!(a["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(a["spec"]["ports"][0]["nodePort"], 30000);
+    let b = store
+        .create(rt, Some("default"), svc("b", "ClusterIP"), false)
+        .expect("create b");
+    assert_eq!(b["spec"]["clusterIP"], "10.96.0.2");
+    // A dry run allocates in its answer but holds nothing.
+    let dry = store
+        .create(rt, Some("default"), svc("c", "ClusterIP"), true)
+        .expect("dry run");
+    assert_eq!(dry["spec"]["clusterIP"], "10.96.0.3");
+
+    // Changing the type: ClusterIP → NodePort gets a port, NodePort → ClusterIP drops it.
+    let b2 = store
+        .update_with(rt, Some("default"), "b", Subresource::Main, false, |cur| {
+            let mut v = cur.clone();
+            v["spec"]["type"] = json!("NodePort");
+            Ok(v)
+        })
+        .expect("to NodePort");
+    assert_eq!(b2["spec"]["ports"][0]["nodePort"], 30001);
+    assert_eq!(b2["spec"]["clusterIP"], "10.96.0.2");
+    let a2 = store
+        .update_with(rt, Some("default"), "a", Subresource::Main, false, |cur| {
+            let mut v = cur.clone();
+            v["spec"]["type"] = json!("ClusterIP");
+            Ok(v)
+        })
+        .expect("to ClusterIP");
+    assert!(a2["spec"]["ports"][0].get("nodePort").is_none(), "{a2}");
+
+    // Taken values are refused; a delete frees them.
+    let mut taken = svc("d", "ClusterIP");
+    taken["spec"]["clusterIP"] = json!("10.96.0.2");
+    let err = store
+        .create(rt, Some("default"), taken.clone(), false)
+        .expect_err("taken")
+        .to_string();
+    assert!(err.contains("provided IP is already allocated"), "{err}");
+    store
+        .delete(rt, Some("default"), "b", &DeleteOptions::default())
+        .expect("delete b");
+    let d = store
+        .create(rt, Some("default"), taken, false)
+        .expect("freed");
+    assert_eq!(d["spec"]["clusterIP"], "10.96.0.2");
 }

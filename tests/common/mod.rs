@@ -30,16 +30,27 @@ pub struct TestDaemon {
 pub const TEST_BRIDGE_PREFIX: &str = "bt";
 /// Prefix of the nftables tables of test daemons.
 pub const TEST_NFT_PREFIX: &str = "berth_t";
+/// First host port of the claims' blocks (1024 claims × 16 ports: 10000–26383, below the
+/// kernel's ephemeral ports).
+const NODE_PORT_BASE: u16 = 10000;
 /// Where test daemons claim their pod /24 (one empty file per claimed /24).
 const NET_CLAIMS: &str = "/tmp/berth-netclaims";
 
 /// A test daemon's network: a bridge `bt` + 6 characters, a /24 of 10.200.0.0/14 claimed
-/// exclusively (an `O_EXCL` file) while the daemon lives, and its nftables table.
+/// exclusively (an `O_EXCL` file) while the daemon lives, and its nftables table. The same
+/// claim gives it the /24 at the same offset in 10.204.0.0/14 as its serviceCIDR and a
+/// block of 16 host ports: the first 8 its serviceNodePortRange, the other 8
+/// ([`TestNet::host_port`]) for the tests' LoadBalancer ports (served on every local
+/// address of the host), so parallel daemons never install rules for the same address or
+/// port.
 /// Dropped after its daemon stopped (it is the last field of `TestDaemon`), it removes the
 /// bridge and the table and gives up the claim.
 pub struct TestNet {
     pub bridge: String,
     pub pod_cidr: String,
+    pub service_cidr: String,
+    /// First port of this daemon's block of 16.
+    pub port_base: u16,
     pub table: String,
     claim: PathBuf,
 }
@@ -69,6 +80,8 @@ impl TestNet {
                 return TestNet {
                     bridge: format!("{TEST_BRIDGE_PREFIX}{tag}"),
                     pod_cidr: format!("10.{}.{}.0/24", 200 + n / 256, n % 256),
+                    service_cidr: format!("10.{}.{}.0/24", 204 + n / 256, n % 256),
+                    port_base: NODE_PORT_BASE + (n as u16) * 16,
                     table: format!("{TEST_NFT_PREFIX}{tag}"),
                     claim,
                 };
@@ -80,9 +93,21 @@ impl TestNet {
     /// The configuration keys (YAML lines) of this network.
     pub fn config(&self) -> String {
         format!(
-            "bridgeName: {}\npodCIDR: {}\nnftablesTable: {}\n",
-            self.bridge, self.pod_cidr, self.table
+            "bridgeName: {}\npodCIDR: {}\nserviceCIDR: {}\nserviceNodePortRange: {}-{}\nnftablesTable: {}\n",
+            self.bridge,
+            self.pod_cidr,
+            self.service_cidr,
+            self.port_base,
+            self.port_base + 7,
+            self.table
         )
+    }
+
+    /// The `i`-th (0..8) host port of this daemon's own block, outside its node port range:
+    /// for a LoadBalancer Service's port in a test.
+    pub fn host_port(&self, i: u16) -> u16 {
+        assert!(i < 8, "a test daemon has 8 host ports");
+        self.port_base + 8 + i
     }
 
     /// Removes the bridge and the table (the daemon leaves them, as a node agent does).
@@ -90,7 +115,7 @@ impl TestNet {
         let config = berth::network::NetworkConfig {
             bridge: self.bridge.clone(),
             pod_cidr: self.pod_cidr.parse().expect("cidr"),
-            service_cidr: berth::network::DEFAULT_SERVICE_CIDR.parse().expect("cidr"),
+            service_cidr: self.service_cidr.parse().expect("cidr"),
             nft_table: self.table.clone(),
             state_dir: PathBuf::new(),
         };

@@ -1,7 +1,9 @@
 //! Services and Endpoints (`SetDefaults_Service`, `ValidateService`, `ValidateEndpoints`).
 //!
-//! ClusterIP and NodePort allocation are not admission's job: the network allocator fills
-//! them later. Admission only checks what a manifest sets and keeps a set ClusterIP fixed.
+//! ClusterIP and NodePort allocation (and the range checks, which depend on the daemon's
+//! configured ranges) happen after admission, in the store's write transaction
+//! ([`crate::api::allocation`]). Admission checks what a manifest sets and keeps a set
+//! ClusterIP fixed.
 
 use std::collections::BTreeSet;
 
@@ -17,9 +19,6 @@ use crate::api::validation::{
 };
 
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
-
-/// The NodePort range berth allocates from (Kubernetes' default).
-const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
 
 impl Admit for Service {
     fn name_rule() -> NameRule {
@@ -149,12 +148,8 @@ impl Admit for Service {
                         format!("{path}.nodePort"),
                         &format!("may not be used when `type` is '{ty}'"),
                     ));
-                } else if !NODE_PORT_RANGE.contains(&node_port) {
-                    errs.push(invalid_raw(
-                        format!("{path}.nodePort"),
-                        node_port,
-                        "provided port is not in the valid range. The range of valid ports is 30000-32767",
-                    ));
+                } else {
+                    validate_port_num(&format!("{path}.nodePort"), node_port, errs);
                 }
             }
         }
@@ -355,7 +350,7 @@ mod tests {
         assert!(spec.get("externalTrafficPolicy").is_none());
         assert!(
             spec.get("clusterIP").is_none(),
-            "allocated by the network, not admission"
+            "allocated by the store, not admission"
         );
         assert_eq!(out["status"], json!({"loadBalancer": {}}));
 
@@ -461,9 +456,9 @@ mod tests {
                 "may not be used when `type` is 'ClusterIP'",
             ),
             (
-                json!({"spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 8080}]}}),
+                json!({"spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 70000}]}}),
                 "spec.ports[0].nodePort",
-                "The range of valid ports is 30000-32767",
+                "must be between 1 and 65535",
             ),
             (
                 json!({"spec": {"selector": {"app": "has space"}}}),
