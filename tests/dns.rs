@@ -201,7 +201,6 @@ kind: Service
 metadata:
   name: web
 spec:
-  clusterIP: 10.96.77.10
   selector: {app: web}
   ports:
   - {name: http, port: 80, targetPort: 8080}
@@ -246,6 +245,14 @@ spec:
     );
     running(&d, "client");
     let db_ip = running(&d, "db-0");
+    // The ClusterIP the API server allocated (from this test daemon's own serviceCIDR).
+    let svc: serde_json::Value =
+        serde_json::from_str(&ok(&d.cli(&["get", "service", "web", "-o", "json"]))).unwrap();
+    let cluster_ip = svc["spec"]["clusterIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(cluster_ip.parse::<std::net::Ipv4Addr>().is_ok(), "{svc}");
 
     // The pod's resolv.conf points at the cluster DNS with Kubernetes' search path.
     let mut search = vec![
@@ -278,9 +285,9 @@ spec:
 
     // ClusterIP: the full name and the short one through the search path.
     let full = nslookup(&d, "client", &["web.default.svc.cluster.local"]);
-    assert!(full.contains("10.96.77.10"), "{full}");
+    assert!(full.contains(&cluster_ip), "{full}");
     let short = nslookup(&d, "client", &["web"]);
-    assert!(short.contains("10.96.77.10"), "{short}");
+    assert!(short.contains(&cluster_ip), "{short}");
     // SRV for the named port.
     let srv = nslookup(
         &d,
@@ -296,7 +303,7 @@ spec:
         let out = nslookup(&d, "client", &["db.default.svc.cluster.local"]);
         out.contains(&db_ip).then_some(out)
     });
-    assert!(!headless.contains("10.96."), "{headless}");
+    assert!(!headless.contains(&cluster_ip), "{headless}");
     // The not-ready pod is in the Service's EndpointSlice, but not in its DNS answer.
     let unready_ip = eventually(60, "the unready pod listed as not ready", || {
         let o = d.cli(&["get", "endpointslices", "-o", "json"]);
@@ -325,7 +332,7 @@ spec:
         assert_eq!(a.metadata.response_code, ResponseCode::NoError);
         assert!(a.metadata.authoritative);
         assert!(
-            matches!(&a.answers[..], [r] if r.data == RData::A(A(Ipv4Addr::new(10, 96, 77, 10)))),
+            matches!(&a.answers[..], [r] if r.data == RData::A(A(cluster_ip.parse::<Ipv4Addr>().unwrap()))),
             "{a:?}"
         );
         let none = ask(gw, "nope.default.svc.cluster.local.", RecordType::A, tcp);
@@ -355,7 +362,7 @@ spec:
 
     // Reverse lookup of the ClusterIP names the Service (answered here, not upstream).
     let before = upstream.queries.load(Ordering::Relaxed);
-    let ptr = nslookup(&d, "client", &["10.96.77.10"]);
+    let ptr = nslookup(&d, "client", &[&cluster_ip]);
     assert!(
         ptr.contains("name = web.default.svc.cluster.local"),
         "{ptr}"
@@ -366,7 +373,7 @@ spec:
     ok(&d.cli(&["delete", "service", "web"]));
     eventually(30, "the deleted service stops resolving", || {
         let out = nslookup(&d, "client", &["web.default.svc.cluster.local"]);
-        (!out.contains("10.96.77.10")).then_some(())
+        (!out.contains(&cluster_ip)).then_some(())
     });
 
     // The server goes with the daemon: port 53 of the bridge address is free again.
