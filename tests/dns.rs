@@ -484,3 +484,26 @@ fn resolv_conf_follows_the_dns_policy() {
     );
     assert_eq!(upstream.queries.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn a_taken_dns_port_leaves_the_node_running_with_the_hosts_resolvers() {
+    let mut d = TestDaemon::start();
+    d.import_busybox();
+    let gw = gateway(&d);
+    // The bridge keeps its address while the daemon is down: another DNS server takes
+    // port 53 on it, as a Pi-hole listening on every address would.
+    d.stop();
+    let _taken = UdpSocket::bind(SocketAddrV4::new(gw, 53)).expect("bind port 53");
+    d.spawn();
+    assert!(
+        d.log().contains("cluster DNS is off"),
+        "the daemon says why cluster DNS is off"
+    );
+    apply(&d, "client", &sleeper("client", "", ""));
+    running(&d, "client");
+    let resolv = ok(&exec(&d, "client", &["cat", "/etc/resolv.conf"]));
+    assert!(!resolv.contains(&gw.to_string()), "{resolv}");
+    let events = ok(&d.cli(&["get", "events", "-o", "json"]));
+    assert!(events.contains("MissingClusterDNS"), "{events}");
+    d.remove_all_pods();
+}

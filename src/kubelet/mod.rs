@@ -92,16 +92,26 @@ impl Kubelet {
             }
             None => None,
         };
-        // Bound now: a port already taken stops the start with a clear error.
+        // Bound now. A port already taken (a DNS server of the host's listening on every
+        // address, such as a Pi-hole) does not stop the node: the error is logged and pods
+        // fall back to the host's resolvers, each with a MissingClusterDNS event, as a
+        // kubelet without cluster DNS does.
         let (dns_server, cluster_dns) = match &network {
             Some(net) => {
                 let gateway = net.config().pod_cidr.gateway();
-                let server = crate::network::dns::DnsServer::bind(gateway, 53, &config.dns)?;
-                let cluster = dns::ClusterDns {
-                    nameserver: gateway,
-                    domain: config.dns.cluster_domain.trim_end_matches('.').to_string(),
-                };
-                (Some(server), Some(cluster))
+                match crate::network::dns::DnsServer::bind(gateway, 53, &config.dns) {
+                    Ok(server) => {
+                        let cluster = dns::ClusterDns {
+                            nameserver: gateway,
+                            domain: config.dns.cluster_domain.trim_end_matches('.').to_string(),
+                        };
+                        (Some(server), Some(cluster))
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cluster DNS is off; pods use the host's resolvers");
+                        (None, None)
+                    }
+                }
             }
             None => (None, None),
         };
