@@ -13,6 +13,10 @@ packages=(
   tmux              # drives the real TUI in tests/tui.rs
   util-linux        # setpriv: the TUI as another user (tests/tui.rs)
   tzdata            # IANA zones for CronJob timeZone (unit and integration tests)
+  nftables          # nft: the pod network, Services and NetworkPolicy tables
+  iproute2          # ip: the network tests look at links and namespaces
+  curl              # the Ingress tests (--resolve, --cacert)
+  openssl           # the Ingress tests make their TLS certificates
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -40,9 +40,11 @@ scripts=$(rpm -qp --scripts "$rpm")
 grep -q "hooks.sh installed" <<<"$scripts" || fail "the rpm has no post-install script"
 grep -q "hooks.sh removing" <<<"$scripts" || fail "the rpm has no pre-uninstall script"
 rpm -qp --requires "$rpm" | grep -q libseccomp || fail "the rpm does not require libseccomp"
+rpm -qp --requires "$rpm" | grep -q nftables || fail "the rpm does not require nftables"
 
 echo "== deb: install"
 dpkg-deb -f "$deb" Depends | grep -q libseccomp2 || fail "the deb does not depend on libseccomp2"
+dpkg-deb -f "$deb" Depends | grep -q nftables || fail "the deb does not depend on nftables"
 dpkg -i "$deb"
 for f in /usr/bin/berth /usr/bin/berth-shim /lib/systemd/system/berth.service /etc/berth/config.yaml \
   /usr/share/man/man1/berth.1.gz /usr/share/man/man1/berth-get.1.gz /usr/lib/berth/hooks.sh \
