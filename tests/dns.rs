@@ -98,11 +98,6 @@ fn gateway(d: &TestDaemon) -> Ipv4Addr {
     net.gateway()
 }
 
-fn apply(d: &TestDaemon, name: &str, yaml: &str) {
-    let path = d.write(&format!("{name}.yaml"), yaml);
-    ok(&d.cli(&["apply", "-f", path.to_str().expect("path")]));
-}
-
 fn sleeper(name: &str, labels: &str, extra_spec: &str) -> String {
     format!(
         "apiVersion: v1
@@ -193,8 +188,7 @@ fn services_resolve_in_pods_and_other_names_go_upstream() {
     let upstream = Upstream::start();
     let mut d = daemon(&upstream);
     let gw = gateway(&d);
-    apply(
-        &d,
+    d.apply_yaml(
         "services",
         "apiVersion: v1
 kind: Service
@@ -216,15 +210,13 @@ spec:
   - {name: pg, port: 5432}
 ",
     );
-    apply(&d, "client", &sleeper("client", "", ""));
-    apply(
-        &d,
+    d.apply_yaml("client", &sleeper("client", "", ""));
+    d.apply_yaml(
         "db-0",
         &sleeper("db-0", "app: db", "  hostname: db-0\n  subdomain: db\n"),
     );
     // A pod of the headless Service that never becomes ready.
-    apply(
-        &d,
+    d.apply_yaml(
         "db-1",
         "apiVersion: v1
 kind: Pod
@@ -391,13 +383,11 @@ fn resolv_conf_follows_the_dns_policy() {
     let upstream = Upstream::start();
     let d = daemon(&upstream);
     let gw = gateway(&d);
-    apply(
-        &d,
+    d.apply_yaml(
         "default",
         &sleeper("host-dns", "", "  dnsPolicy: Default\n"),
     );
-    apply(
-        &d,
+    d.apply_yaml(
         "none",
         &sleeper(
             "own-dns",
@@ -412,8 +402,7 @@ fn resolv_conf_follows_the_dns_policy() {
 ",
         ),
     );
-    apply(
-        &d,
+    d.apply_yaml(
         "merged",
         &sleeper(
             "merged-dns",
@@ -460,8 +449,7 @@ fn resolv_conf_follows_the_dns_policy() {
     );
     assert!(merged.ends_with("options ndots:1\n"), "{merged}");
     // Too many nameservers: cut to three, with Kubernetes' warning event.
-    apply(
-        &d,
+    d.apply_yaml(
         "many",
         &sleeper(
             "many-dns",
@@ -499,7 +487,7 @@ fn a_taken_dns_port_leaves_the_node_running_with_the_hosts_resolvers() {
         d.log().contains("cluster DNS is off"),
         "the daemon says why cluster DNS is off"
     );
-    apply(&d, "client", &sleeper("client", "", ""));
+    d.apply_yaml("client", &sleeper("client", "", ""));
     running(&d, "client");
     let resolv = ok(&exec(&d, "client", &["cat", "/etc/resolv.conf"]));
     assert!(!resolv.contains(&gw.to_string()), "{resolv}");

@@ -7,32 +7,15 @@ mod common;
 use common::{TestDaemon, eventually, ok};
 use serde_json::Value;
 
-fn apply(d: &TestDaemon, name: &str, yaml: &str) {
-    let path = d.write(&format!("{name}.yaml"), yaml);
-    ok(&d.cli(&["apply", "-f", path.to_str().unwrap()]));
-}
-
-fn get_json(d: &TestDaemon, args: &[&str]) -> Option<Value> {
-    let mut all = vec!["get"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", "json"]);
-    let o = d.cli(&all);
-    o.status
-        .success()
-        .then(|| serde_json::from_slice(&o.stdout).expect("json"))
-}
-
 /// The slices of service `svc`: (ready IPs, not-ready IPs, ports) over all of them.
 fn slice_view(d: &TestDaemon, svc: &str) -> (Vec<String>, Vec<String>, Vec<Value>) {
-    let list = get_json(
-        d,
-        &[
+    let list = d
+        .get_json(&[
             "endpointslices",
             "-l",
             &format!("kubernetes.io/service-name={svc}"),
-        ],
-    )
-    .expect("list slices");
+        ])
+        .expect("list slices");
     let (mut ready, mut not_ready, mut ports) = (Vec::new(), Vec::new(), Vec::new());
     for s in list["items"].as_array().expect("items") {
         ports.extend(s["ports"].as_array().cloned().unwrap_or_default());
@@ -52,7 +35,8 @@ fn slice_view(d: &TestDaemon, svc: &str) -> (Vec<String>, Vec<String>, Vec<Value
 
 fn pod_ip(d: &TestDaemon, name: &str) -> String {
     eventually(60, &format!("{name} to have an IP"), || {
-        get_json(d, &["pod", name]).and_then(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        d.get_json(&["pod", name])
+            .and_then(|p| p["status"]["podIP"].as_str().map(str::to_string))
     })
 }
 
@@ -83,8 +67,7 @@ spec:
 fn endpoints_follow_selector_readiness_and_named_ports() {
     let d = TestDaemon::start();
     d.import_busybox();
-    apply(
-        &d,
+    d.apply_yaml(
         "svc",
         "apiVersion: v1
 kind: Service
@@ -99,11 +82,11 @@ spec:
     // Before any pod: one empty slice, an Endpoints without subsets.
     eventually(20, "an empty slice", || {
         let (r, n, _) = slice_view(&d, "web");
-        let ep = get_json(&d, &["endpoints", "web"])?;
+        let ep = d.get_json(&["endpoints", "web"])?;
         (r.is_empty() && n.is_empty() && ep.get("subsets").is_none()).then_some(())
     });
-    apply(&d, "ready", &pod("ready", true));
-    apply(&d, "unready", &pod("unready", false));
+    d.apply_yaml("ready", &pod("ready", true));
+    d.apply_yaml("unready", &pod("unready", false));
     let (a, b) = (pod_ip(&d, "ready"), pod_ip(&d, "unready"));
 
     // The unready pod is listed, not ready; the ready one ready.
@@ -115,7 +98,7 @@ spec:
         ports,
         [serde_json::json!({"name": "http", "port": 8080, "protocol": "TCP"})]
     );
-    let ep = get_json(&d, &["endpoints", "web"]).expect("endpoints");
+    let ep = d.get_json(&["endpoints", "web"]).expect("endpoints");
     assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], a.as_str(), "{ep}");
     assert_eq!(
         ep["subsets"][0]["addresses"][0]["targetRef"]["name"],
@@ -124,7 +107,7 @@ spec:
     assert_eq!(ep["subsets"][0]["notReadyAddresses"][0]["ip"], b.as_str());
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], 8080);
     assert_eq!(ep["metadata"]["labels"]["tier"], "front", "{ep}");
-    let slices = get_json(&d, &["endpointslices"]).expect("slices");
+    let slices = d.get_json(&["endpointslices"]).expect("slices");
     let slice = &slices["items"][0];
     assert_eq!(slice["addressType"], "IPv4");
     assert_eq!(slice["metadata"]["ownerReferences"][0]["kind"], "Service");
@@ -159,8 +142,7 @@ spec:
 #[test]
 fn a_selectorless_services_endpoints_are_mirrored_into_a_slice() {
     let d = TestDaemon::start();
-    apply(
-        &d,
+    d.apply_yaml(
         "manual",
         "apiVersion: v1
 kind: Service
@@ -186,13 +168,13 @@ subsets:
     assert_eq!(ready, ["10.9.0.1"]);
     assert_eq!(not_ready, ["10.9.0.2"]);
     assert_eq!(ports[0]["port"], 9000);
-    let slices = get_json(&d, &["endpointslices"]).expect("slices");
+    let slices = d.get_json(&["endpointslices"]).expect("slices");
     assert_eq!(
         slices["items"][0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
         "endpointslicemirroring-controller.k8s.io"
     );
     // The user's Endpoints stay the user's: not rewritten, not deleted with the mirror.
-    let ep = get_json(&d, &["endpoints", "outside"]).expect("endpoints");
+    let ep = d.get_json(&["endpoints", "outside"]).expect("endpoints");
     assert!(ep["metadata"]["labels"].is_null(), "{ep}");
     ok(&d.cli(&["delete", "endpoints", "outside"]));
     eventually(20, "the mirror to go", || {

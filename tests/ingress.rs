@@ -10,7 +10,6 @@ mod common;
 use std::process::Command;
 
 use common::{TestDaemon, eventually, ok};
-use serde_json::Value;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -26,21 +25,6 @@ fn daemon() -> (TestDaemon, u16, u16) {
         "ingressAddress: 127.0.0.1\ningressHttpPort: {http}\ningressHttpsPort: {https}\n"
     ));
     (d, http, https)
-}
-
-fn apply(d: &TestDaemon, name: &str, yaml: &str) {
-    let path = d.write(&format!("{name}.yaml"), yaml);
-    ok(&d.cli(&["apply", "-f", path.to_str().unwrap()]));
-}
-
-fn get_json(d: &TestDaemon, args: &[&str]) -> Option<Value> {
-    let mut all = vec!["get"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", "json"]);
-    let o = d.cli(&all);
-    o.status
-        .success()
-        .then(|| serde_json::from_slice(&o.stdout).expect("json"))
 }
 
 /// curl through the ingress with `host` resolved to 127.0.0.1; (HTTP status, body, exit code).
@@ -223,24 +207,26 @@ fn hosts_paths_tls_by_sni_redirect_503_forwarded_headers_and_in_flight_requests(
     d.import_busybox();
 
     // berth's IngressClass exists and is the default.
-    let class = get_json(&d, &["ingressclass", "berth"]).expect("ingress class berth");
+    let class = d
+        .get_json(&["ingressclass", "berth"])
+        .expect("ingress class berth");
     assert_eq!(class["spec"]["controller"], "berth.dev/ingress-controller");
     assert_eq!(
         class["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"],
         "true"
     );
 
-    apply(&d, "a1", &web("a1", "a", false));
-    apply(&d, "b1", &web("b1", "b", false));
-    apply(&d, "gated1", &web("gated1", "gated", true));
-    apply(&d, "svc-a", &service("a", ""));
-    apply(&d, "svc-b", &service("b", "web"));
-    apply(&d, "svc-gated", &service("gated", ""));
+    d.apply_yaml("a1", &web("a1", "a", false));
+    d.apply_yaml("b1", &web("b1", "b", false));
+    d.apply_yaml("gated1", &web("gated1", "gated", true));
+    d.apply_yaml("svc-a", &service("a", ""));
+    d.apply_yaml("svc-b", &service("b", "web"));
+    d.apply_yaml("svc-gated", &service("gated", ""));
     let (a_cert, b_cert) = (cert(&d, "a.test"), cert(&d, "b.test"));
-    apply(&d, "a-tls", &tls_secret("a-tls", &a_cert));
-    apply(&d, "b-tls", &tls_secret("b-tls", &b_cert));
-    apply(&d, "main", &main_ingress("a"));
-    apply(&d, "redirect", REDIRECT_INGRESS);
+    d.apply_yaml("a-tls", &tls_secret("a-tls", &a_cert));
+    d.apply_yaml("b-tls", &tls_secret("b-tls", &b_cert));
+    d.apply_yaml("main", &main_ingress("a"));
+    d.apply_yaml("redirect", REDIRECT_INGRESS);
 
     // Two hosts and two paths route to the right Services.
     let a_url = format!("http://a.test:{http}/");
@@ -372,7 +358,7 @@ fn hosts_paths_tls_by_sni_redirect_503_forwarded_headers_and_in_flight_requests(
 
     // status.loadBalancer names the listen address and both ports.
     let lb = eventually(30, "the Ingress status", || {
-        let ing = get_json(&d, &["ingress", "main"])?;
+        let ing = d.get_json(&["ingress", "main"])?;
         let lb = ing["status"]["loadBalancer"]["ingress"].clone();
         lb.is_array().then_some(lb)
     });
@@ -391,7 +377,7 @@ fn hosts_paths_tls_by_sni_redirect_503_forwarded_headers_and_in_flight_requests(
             .success()
             .then_some(())
     });
-    apply(&d, "main", &main_ingress("b"));
+    d.apply_yaml("main", &main_ingress("b"));
     eventually(30, "a.test/ now answered by pod b1", || {
         let (code, body, _) = curl("a.test", http, &a_url, &[]);
         (code == 200 && body == "pod b1\n").then_some(())
@@ -437,8 +423,7 @@ fn websocket_echo_through_the_ingress() {
             });
         }
     });
-    apply(
-        &d,
+    d.apply_yaml(
         "ws",
         &format!(
             "apiVersion: v1
@@ -501,8 +486,7 @@ spec:
         .and_then(|l| l.local_addr())
         .expect("a free port on the bridge address")
         .port();
-    apply(
-        &d,
+    d.apply_yaml(
         "closed",
         &format!(
             "apiVersion: v1
@@ -547,7 +531,7 @@ spec:
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("service \"missing\" not found"), "{body}");
     eventually(30, "warning events on the Ingress", || {
-        let events = get_json(&d, &["events"])?;
+        let events = d.get_json(&["events"])?;
         let reasons: Vec<String> = events["items"]
             .as_array()?
             .iter()

@@ -33,11 +33,6 @@ spec:
     )
 }
 
-fn apply(d: &TestDaemon, name: &str, yaml: &str) {
-    let path = d.write(&format!("{name}.yaml"), yaml);
-    ok(&d.cli(&["apply", "-f", path.to_str().unwrap()]));
-}
-
 fn get(d: &TestDaemon, name: &str) -> Option<Value> {
     let o = d.cli(&["get", "pod", name, "-o", "json"]);
     o.status
@@ -89,8 +84,8 @@ fn ipam(d: &TestDaemon) -> Value {
 fn pods_reach_each_other_keep_their_ips_across_a_restart_and_leave_nothing_behind() {
     let mut d = daemon();
     let cidr: berth::network::Ipv4Net = d.net.pod_cidr.parse().unwrap();
-    apply(&d, "a", &web("a"));
-    apply(&d, "b", &web("b"));
+    d.apply_yaml("a", &web("a"));
+    d.apply_yaml("b", &web("b"));
     let (uid_a, ip_a) = running_ip(&d, "a");
     let (uid_b, ip_b) = running_ip(&d, "b");
     assert!(
@@ -142,7 +137,7 @@ fn pods_reach_each_other_keep_their_ips_across_a_restart_and_leave_nothing_behin
         fetch(&d, "a", ip_b).status.success().then_some(())
     });
     // A new pod never gets an address in use.
-    apply(&d, "c", &web("c"));
+    d.apply_yaml("c", &web("c"));
     let (uid_c, ip_c) = running_ip(&d, "c");
     assert!(ip_c != ip_a && ip_c != ip_b && cidr.contains(ip_c));
 
@@ -263,7 +258,7 @@ fn host_ports_reach_the_pod_from_loopback_and_the_host_ip_until_it_is_deleted() 
         "{}    ports:\n    - containerPort: 8080\n      hostPort: {port}\n",
         web("hp")
     );
-    apply(&d, "hp", &yaml);
+    d.apply_yaml("hp", &yaml);
     let p = eventually(60, "pod hp running", || {
         get(&d, "hp").filter(|p| p["status"]["containerStatuses"][0]["ready"] == true)
     });

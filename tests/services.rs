@@ -58,24 +58,9 @@ spec:
     command: [sleep, '3600']
 ";
 
-fn apply(d: &TestDaemon, name: &str, yaml: &str) {
-    let path = d.write(&format!("{name}.yaml"), yaml);
-    ok(&d.cli(&["apply", "-f", path.to_str().unwrap()]));
-}
-
-fn get_json(d: &TestDaemon, args: &[&str]) -> Option<Value> {
-    let mut all = vec!["get"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", "json"]);
-    let o = d.cli(&all);
-    o.status
-        .success()
-        .then(|| serde_json::from_slice(&o.stdout).unwrap())
-}
-
 fn wait_running(d: &TestDaemon, name: &str, ready: bool) {
     eventually(60, &format!("pod {name} running"), || {
-        get_json(d, &["pod", name]).filter(|p| {
+        d.get_json(&["pod", name]).filter(|p| {
             p["status"]["phase"] == "Running"
                 && p["status"]["podIP"].is_string()
                 && p["status"]["containerStatuses"][0]["started"] == true
@@ -132,12 +117,11 @@ fn services_carry_traffic_to_ready_pods_from_pods_and_the_host() {
     let cidr: berth::network::Ipv4Net = d.net.service_cidr.parse().unwrap();
     let (lb_http, lb_alt) = (d.net.host_port(0), d.net.host_port(1));
     let node_ports = d.net.port_base..=d.net.port_base + 7;
-    apply(&d, "web-a", &web("web-a", true));
-    apply(&d, "web-b", &web("web-b", true));
-    apply(&d, "web-c", &web("web-c", false));
-    apply(&d, "client", CLIENT);
-    apply(
-        &d,
+    d.apply_yaml("web-a", &web("web-a", true));
+    d.apply_yaml("web-b", &web("web-b", true));
+    d.apply_yaml("web-c", &web("web-c", false));
+    d.apply_yaml("client", CLIENT);
+    d.apply_yaml(
         "services",
         &format!(
             "apiVersion: v1
@@ -176,10 +160,7 @@ spec:
     wait_running(&d, "client", false);
     // All three pods are endpoints; web-c is not ready.
     eventually(30, "web's EndpointSlice with web-c not ready", || {
-        let list = get_json(
-            &d,
-            &["endpointslices", "-l", "kubernetes.io/service-name=web"],
-        )?;
+        let list = d.get_json(&["endpointslices", "-l", "kubernetes.io/service-name=web"])?;
         let eps: Vec<&Value> = list["items"]
             .as_array()?
             .iter()
@@ -194,7 +175,7 @@ spec:
 
     // Allocated by the API server: a cluster IP of the daemon's CIDR, node ports of its range,
     // and the node's address as the load balancer's.
-    let svc = get_json(&d, &["svc", "web"]).unwrap();
+    let svc = d.get_json(&["svc", "web"]).unwrap();
     let cip: Ipv4Addr = svc["spec"]["clusterIP"].as_str().unwrap().parse().unwrap();
     assert!(
         cidr.contains(cip) && cip != cidr.network(),
@@ -204,7 +185,7 @@ spec:
     let (np_http, np_alt) = (node_port(&svc, 0), node_port(&svc, 1));
     assert!(node_ports.contains(&np_http) && node_ports.contains(&np_alt) && np_http != np_alt);
     let svc = eventually(30, "load balancer ingress", || {
-        get_json(&d, &["svc", "web"])
+        d.get_json(&["svc", "web"])
             .filter(|s| s["status"]["loadBalancer"]["ingress"][0]["ip"].is_string())
     });
     let lb_ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
@@ -224,6 +205,19 @@ spec:
         BTreeSet::from(["web-a", "web-b"]),
         "40 requests: {answers:?}"
     );
+    // By DNS name too, full and short (the pod's search path), through the cluster DNS.
+    for name in ["web.default.svc.cluster.local", "web"] {
+        let by_name = fetch_many(
+            &d,
+            "client",
+            &format!("http://{name}:{lb_http}/index.html"),
+            10,
+        );
+        assert!(
+            by_name.iter().all(|a| a == "web-a" || a == "web-b"),
+            "{name}: {by_name:?}"
+        );
+    }
     // Second port, target port by name.
     let alt = fetch_many(
         &d,
@@ -263,14 +257,13 @@ spec:
     );
 
     // sessionAffinity: ClientIP holds a client to one pod.
-    let sticky = get_json(&d, &["svc", "sticky"]).unwrap();
+    let sticky = d.get_json(&["svc", "sticky"]).unwrap();
     let sticky_ip = sticky["spec"]["clusterIP"].as_str().unwrap().to_string();
     let held = fetch_many(&d, "client", &format!("http://{sticky_ip}/index.html"), 20);
     let held: BTreeSet<String> = held.into_iter().collect();
     assert!(held.len() == 1 && !held.contains("FAILED"), "{held:?}");
     // Another Service's rules come: the table is rebuilt, the client stays where it was.
-    apply(
-        &d,
+    d.apply_yaml(
         "other",
         "apiVersion: v1\nkind: Service\nmetadata: {name: other}\nspec:\n  selector: {app: web}\n  ports:\n  - {port: 80, targetPort: http}\n",
     );
@@ -292,7 +285,7 @@ spec:
     );
 
     // No ready endpoint: refused at once, not left to time out.
-    let empty = get_json(&d, &["svc", "empty"]).unwrap();
+    let empty = d.get_json(&["svc", "empty"]).unwrap();
     let empty_ip = empty["spec"]["clusterIP"].as_str().unwrap();
     let out = sh(
         &d,
@@ -373,7 +366,7 @@ spec:
         ),
     );
     ok(&try_apply(&d, "a", &a));
-    let got = get_json(&d, &["svc", "a"]).unwrap();
+    let got = d.get_json(&["svc", "a"]).unwrap();
     assert_eq!(got["spec"]["clusterIP"], ip.to_string());
     assert_eq!(got["spec"]["ports"][0]["nodePort"], np);
 
@@ -431,7 +424,7 @@ spec:
         )),
         "{e}"
     );
-    assert!(get_json(&d, &["svc", "b"]).is_none(), "nothing stored");
+    assert!(d.get_json(&["svc", "b"]).is_none(), "nothing stored");
 
     // Re-applying without the allocated values keeps them; a headless Service gets none.
     ok(&try_apply(
@@ -443,7 +436,7 @@ spec:
         )
         .replace("  - {port: 80}\n", "  - {port: 80, name: web}\n"),
     ));
-    let again = get_json(&d, &["svc", "a"]).unwrap();
+    let again = d.get_json(&["svc", "a"]).unwrap();
     assert_eq!(again["spec"]["clusterIP"], ip.to_string());
     let extra = again["spec"]["ports"][1]["nodePort"].as_u64().unwrap() as u16;
     assert!((d.net.port_base..=d.net.port_base + 7).contains(&extra) && extra != np);
@@ -453,7 +446,7 @@ spec:
         &svc("h", "  clusterIP: None\n  ports:\n  - {port: 80}\n"),
     ));
     assert_eq!(
-        get_json(&d, &["svc", "h"]).unwrap()["spec"]["clusterIPs"][0],
+        d.get_json(&["svc", "h"]).unwrap()["spec"]["clusterIPs"][0],
         "None"
     );
 

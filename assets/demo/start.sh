@@ -21,6 +21,7 @@ fi
 "$bin" get all -n demo
 echo
 echo "berth is running: BERTH_SOCKET=$BERTH_SOCKET $bin get all -A"
+echo "the demo web app, through berth's Ingress: curl -H 'Host: web.demo.localhost' http://127.0.0.1/"
 echo "stop it with: kill \$(cat $state/state/daemon.lock)"
 # On a terminal, open the TUI (q quits; the daemon keeps running).
 if [ -t 0 ] && [ -t 1 ]; then

@@ -189,30 +189,16 @@ fn address(ep: &Endpoint) -> Value {
     a
 }
 
-fn endpoints_ports(ports: &Ports) -> Value {
+/// Ports as JSON: Endpoints leave an empty name out, EndpointSlices keep it (`""`).
+fn ports_json(ports: &Ports, empty_name: bool) -> Value {
     Value::Array(
         ports
             .iter()
             .map(|(name, port, protocol, app)| {
                 let mut p = json!({"port": port, "protocol": protocol});
-                if !name.is_empty() {
+                if empty_name || !name.is_empty() {
                     p["name"] = json!(name);
                 }
-                if let Some(a) = app {
-                    p["appProtocol"] = json!(a);
-                }
-                p
-            })
-            .collect(),
-    )
-}
-
-fn slice_ports(ports: &Ports) -> Value {
-    Value::Array(
-        ports
-            .iter()
-            .map(|(name, port, protocol, app)| {
-                let mut p = json!({"name": name, "port": port, "protocol": protocol});
                 if let Some(a) = app {
                     p["appProtocol"] = json!(a);
                 }
@@ -290,7 +276,7 @@ fn wanted_endpoints(svc: &Value, groups: &BTreeMap<String, (Ports, Vec<Endpoint>
                 subset["notReadyAddresses"] = Value::Array(not_ready);
             }
             if !ports.is_empty() {
-                subset["ports"] = endpoints_ports(ports);
+                subset["ports"] = ports_json(ports, false);
             }
             Some(subset)
         })
@@ -341,7 +327,7 @@ fn wanted_slices(
                 },
                 "addressType": "IPv4",
                 "endpoints": chunk.iter().map(slice_endpoint).collect::<Vec<_>>(),
-                "ports": slice_ports(&ports),
+                "ports": ports_json(&ports, true),
             }));
         }
     }
@@ -357,7 +343,7 @@ fn wanted_slices(
             },
             "addressType": "IPv4",
             "endpoints": [],
-            "ports": slice_ports(&service_ports_unresolved(svc)),
+            "ports": ports_json(&service_ports_unresolved(svc), true),
         }));
     }
     out

@@ -12,8 +12,6 @@ mod replicaset;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
-
 use serde_json::Value;
 
 use crate::api::{ApiError, meta};
@@ -161,19 +159,16 @@ async fn run_loop<W: Into<Wake> + Send + 'static>(
         let wake = tokio::task::spawn_blocking(move || pass(&s).into())
             .await
             .unwrap_or(Wake::SOON);
-        let deadline = tokio::time::sleep(wake.0);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = &mut deadline => break,
-                got = changes.recv() => match got {
-                    Ok(c) if relevant(&c) => break,
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return,
-                },
-            }
+        let go_on = crate::store::wait_for_change(
+            &mut changes,
+            &mut shutdown,
+            relevant,
+            wake.0,
+            Duration::ZERO,
+        )
+        .await;
+        if !go_on {
+            return;
         }
     }
 }

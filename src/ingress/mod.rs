@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::{ApiError, meta, registry};
 use crate::store::{Store, StoreError, Subresource};
@@ -188,22 +187,12 @@ async fn rebuild_loop(
         } else {
             Duration::from_secs(300)
         };
-        let deadline = tokio::time::sleep(wait);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = &mut deadline => break,
-                got = changes.recv() => match got {
-                    Ok(c) if relevant(&c) => break,
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return,
-                },
-            }
+        // A burst of changes (a Service and its EndpointSlice) lands in one rebuild.
+        let settle = Duration::from_millis(20);
+        if !crate::store::wait_for_change(&mut changes, &mut shutdown, relevant, wait, settle).await
+        {
+            return;
         }
-        // Let a burst of changes (a Service and its EndpointSlice) land in one rebuild.
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -639,7 +639,6 @@ pub async fn run(
     node: String,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    use tokio::sync::broadcast::error::RecvError;
     let mut changes = store.subscribe();
     // What the kernel has: the frontends and the batch that made them.
     let mut applied: Option<(Vec<Frontend>, Declared)> = None;
@@ -689,29 +688,15 @@ pub async fn run(
         } else {
             Duration::from_secs(60)
         };
-        let deadline = tokio::time::sleep(period);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = &mut deadline => break,
-                r = changes.recv() => match r {
-                    Ok(c) if matches!(c.resource.plural, "services" | "endpointslices" | "nodes") => break,
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return,
-                }
-            }
+        let relevant = |c: &crate::store::Change| {
+            matches!(c.resource.plural, "services" | "endpointslices" | "nodes")
+        };
+        let settle = Duration::from_millis(50);
+        if !crate::store::wait_for_change(&mut changes, &mut shutdown, relevant, period, settle)
+            .await
+        {
+            return;
         }
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
-        while !matches!(
-            changes.try_recv(),
-            Err(tokio::sync::broadcast::error::TryRecvError::Empty
-                | tokio::sync::broadcast::error::TryRecvError::Closed)
-        ) {}
     }
 }
 

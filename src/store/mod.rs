@@ -1096,6 +1096,48 @@ fn random_suffix() -> String {
         .collect()
 }
 
+/// Waits on a [`Store::subscribe`] receiver for a change `relevant` says matters, a lagged
+/// receiver (changes were missed: look again), or `wait`; then, with `settle`, lets a burst
+/// of changes land (it waits that long more, then drops what came meanwhile). False when
+/// the loop should end: `shutdown` flipped or the store is gone.
+pub async fn wait_for_change(
+    changes: &mut broadcast::Receiver<Arc<Change>>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    relevant: impl Fn(&Change) -> bool,
+    wait: std::time::Duration,
+    settle: std::time::Duration,
+) -> bool {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    let deadline = tokio::time::sleep(wait);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return false,
+            _ = &mut deadline => break,
+            got = changes.recv() => match got {
+                Ok(c) if relevant(&c) => break,
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => break,
+                Err(RecvError::Closed) => return false,
+            },
+        }
+    }
+    if settle.is_zero() {
+        return true;
+    }
+    tokio::select! {
+        _ = shutdown.changed() => return false,
+        _ = tokio::time::sleep(settle) => {}
+    }
+    loop {
+        match changes.try_recv() {
+            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+            Err(TryRecvError::Empty) => return true,
+            Err(TryRecvError::Closed) => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
 

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{TMP_PREFIX, TestDaemon};
@@ -110,17 +109,6 @@ fn load(r: &tokio::runtime::Runtime, addr: std::net::SocketAddr, host: &str) -> 
     )
 }
 
-fn get_json(d: &TestDaemon, args: &[&str]) -> Option<Value> {
-    let mut all = vec!["get"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", "json"]);
-    let o = d.cli(&all);
-    o.status
-        .success()
-        .then(|| serde_json::from_slice(&o.stdout).ok())
-        .flatten()
-}
-
 /// Waits (bounded) until `f` holds; false when it never did.
 fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -160,7 +148,7 @@ pub fn run_section() -> String {
     );
 
     let ready = wait_for(120, || {
-        get_json(&d, &["pod", "web"]).is_some_and(|p| {
+        d.get_json(&["pod", "web"]).is_some_and(|p| {
             p["status"]["conditions"]
                 .as_array()
                 .into_iter()
@@ -169,10 +157,12 @@ pub fn run_section() -> String {
         })
     });
     assert!(ready, "the web pod never became ready");
-    let pod_ip = get_json(&d, &["pod", "web"])
+    let pod_ip = d
+        .get_json(&["pod", "web"])
         .and_then(|p| p["status"]["podIP"].as_str().map(str::to_string))
         .expect("pod IP");
-    let cluster_ip = get_json(&d, &["service", "web"])
+    let cluster_ip = d
+        .get_json(&["service", "web"])
         .and_then(|s| s["spec"]["clusterIP"].as_str().map(str::to_string))
         .expect("cluster IP");
     let r = crate::common::runtime();

@@ -404,6 +404,23 @@ impl TestDaemon {
     }
 
     /// Writes a file in the test directory and returns its path.
+    /// `berth apply -f` of `yaml` (written to `<name>.yaml`); panics when it fails.
+    pub fn apply_yaml(&self, name: &str, yaml: &str) {
+        let path = self.write(&format!("{name}.yaml"), yaml);
+        ok(&self.cli(&["apply", "-f", path.to_str().expect("utf-8 path")]));
+    }
+
+    /// `berth get ARGS -o json`, parsed; `None` when the command fails.
+    pub fn get_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let o = self.cli(&all);
+        o.status
+            .success()
+            .then(|| serde_json::from_slice(&o.stdout).expect("json from get -o json"))
+    }
+
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.dir.path().join(name);
         std::fs::write(&p, text).expect("write file");
