@@ -294,3 +294,58 @@ fn host_ports_reach_the_pod_from_loopback_and_the_host_ip_until_it_is_deleted() 
     });
     assert!(!wget("127.0.0.1").status.success());
 }
+
+#[test]
+fn host_network_pods_share_the_hosts_network() {
+    let d = daemon();
+    let port = d.net.host_port(5);
+    d.apply_yaml(
+        "hostnet",
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: hostnet
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: berth.local/busybox:latest
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo hello from the host network > /tmp/index.html; exec httpd -f -p 127.0.0.1:{port} -h /tmp']
+    readinessProbe:
+      httpGet: {{host: 127.0.0.1, port: {port}, path: /index.html}}
+      periodSeconds: 1
+"
+        ),
+    );
+    // Ready through its probe (run in the host's network namespace), with the host's address.
+    let pod = eventually(60, "the hostNetwork pod ready", || {
+        d.get_json(&["pod", "hostnet"])
+            .filter(|p| p["status"]["containerStatuses"][0]["ready"] == true)
+    });
+    assert_eq!(pod["status"]["podIP"], pod["status"]["hostIP"], "{pod}");
+    // Its server listens on the host's loopback.
+    let body = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(body.contains("hello from the host network"), "{body}");
+    // It sees the host's links (this daemon's bridge), and got no veth of its own.
+    let links = ok(&d.cli(&["exec", "hostnet", "--", "ip", "-o", "link"]));
+    assert!(links.contains(&d.net.bridge), "{links}");
+    let o = Command::new("ip")
+        .args(["-o", "link", "show", "master", &d.net.bridge])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&o).trim(), "", "a hostNetwork pod has no veth");
+    ok(&d.cli(&["delete", "pod", "hostnet", "--wait"]));
+    // Its sandbox went without taking the host's network namespace with it.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    assert!(link_exists(&d.net.bridge));
+}

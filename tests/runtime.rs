@@ -89,7 +89,7 @@ impl Fixture {
     fn sandbox(&mut self, hostname: &str) -> SandboxPaths {
         let s = self
             .runtime
-            .create_sandbox(&self.pod_uid, hostname)
+            .create_sandbox(&self.pod_uid, hostname, false)
             .expect("sandbox");
         self.sandboxes.push(self.pod_uid.clone());
         s

@@ -72,7 +72,7 @@ impl Fixture {
         };
         let sandbox = fx
             .runtime
-            .create_sandbox(&fx.pod_uid, "exec-pod")
+            .create_sandbox(&fx.pod_uid, "exec-pod", false)
             .expect("sandbox");
         fx.sandbox = true;
         let mut c = ContainerConfig::new(

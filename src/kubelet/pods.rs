@@ -823,9 +823,14 @@ impl Worker {
         let mut limits = container::pod_resources(pod);
         limits.pids_limit = self.ctx.kubelet.config.pod_pids_limit;
         let pod_dir = self.ctx.pod_dir(&self.uid);
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
         let result = blocking(move || -> Result<(), RuntimeError> {
             runtime.create_pod_cgroup(&uid, &limits)?;
-            runtime.create_sandbox(&uid, &hostname)?;
+            runtime.create_sandbox(&uid, &hostname, host_network)?;
             std::fs::create_dir_all(pod_dir.join("volumes")).map_err(|source| {
                 RuntimeError::Io {
                     action: "create",

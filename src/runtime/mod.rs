@@ -311,12 +311,14 @@ impl Runtime {
         &self,
         pod_uid: &str,
         hostname: &str,
+        host_network: bool,
     ) -> Result<SandboxPaths, RuntimeError> {
         Ok(sandbox::create(
             &self.shim_binary,
             &self.sandboxes_dir(),
             pod_uid,
             hostname,
+            host_network,
         )?)
     }
 

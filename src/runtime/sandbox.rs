@@ -190,11 +190,14 @@ pub fn write_resolv_conf(paths: &SandboxPaths, text: &str) -> Result<(), Sandbox
 /// Creates the sandbox of `pod_uid` below `sandboxes_dir` by running the helper
 /// `<binary> shim sandbox create`. On failure nothing is left behind; when it already
 /// exists, it is returned as is.
+/// With `host_network` the pod shares the host's network namespace (`hostNetwork: true`):
+/// its `net` pin is the host's, so containers, probes and port-forwards all use it.
 pub fn create(
     binary: &Path,
     sandboxes_dir: &Path,
     pod_uid: &str,
     hostname: &str,
+    host_network: bool,
 ) -> Result<SandboxPaths, SandboxError> {
     check_uid(pod_uid)?;
     check_hostname(hostname)?;
@@ -221,16 +224,20 @@ pub fn create(
         let resolv = fs::read("/etc/resolv.conf").unwrap_or_default();
         fs::write(&paths.resolv_conf, resolv)
             .map_err(io_err("write resolv.conf", &paths.resolv_conf))?;
-        let out = Command::new(binary)
-            .args([
-                OsStr::new("shim"),
-                OsStr::new("sandbox"),
-                OsStr::new("create"),
-                OsStr::new("--dir"),
-                paths.dir.as_os_str(),
-                OsStr::new("--hostname"),
-                OsStr::new(hostname),
-            ])
+        let mut command = Command::new(binary);
+        command.args([
+            OsStr::new("shim"),
+            OsStr::new("sandbox"),
+            OsStr::new("create"),
+            OsStr::new("--dir"),
+            paths.dir.as_os_str(),
+            OsStr::new("--hostname"),
+            OsStr::new(hostname),
+        ]);
+        if host_network {
+            command.arg("--host-network");
+        }
+        let out = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -326,7 +333,7 @@ pub(crate) fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
 }
 
 /// The helper's work, in the single-threaded `berth shim sandbox create` process.
-pub fn helper_create(dir: &Path, hostname: &str) -> Result<(), SandboxError> {
+pub fn helper_create(dir: &Path, hostname: &str, host_network: bool) -> Result<(), SandboxError> {
     use nix::sched::{CloneFlags, unshare};
     check_hostname(hostname)?;
     let paths = SandboxPaths::new(dir);
@@ -342,10 +349,15 @@ pub fn helper_create(dir: &Path, hostname: &str) -> Result<(), SandboxError> {
             source,
         }
     };
-    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
-        .map_err(sys("create namespaces", dir))?;
+    let mut flags = CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+    if !host_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(sys("create namespaces", dir))?;
     nix::unistd::sethostname(hostname).map_err(sys("set the hostname", dir))?;
-    loopback_up().map_err(sys("bring lo up", dir))?;
+    if !host_network {
+        loopback_up().map_err(sys("bring lo up", dir))?;
+    }
     for (ns, target) in [
         ("net", &paths.net),
         ("ipc", &paths.ipc),

@@ -160,6 +160,9 @@ enum SandboxCommand {
         dir: PathBuf,
         #[arg(long)]
         hostname: String,
+        /// Pin the host's network namespace instead of a new one (hostNetwork pods).
+        #[arg(long)]
+        host_network: bool,
     },
 }
 
@@ -180,8 +183,13 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         ShimCommand::Kill(args) => kill(args),
         ShimCommand::Delete(args) => delete(args),
         ShimCommand::Sandbox {
-            command: SandboxCommand::Create { dir, hostname },
-        } => match sandbox::helper_create(&dir, &hostname) {
+            command:
+                SandboxCommand::Create {
+                    dir,
+                    hostname,
+                    host_network,
+                },
+        } => match sandbox::helper_create(&dir, &hostname, host_network) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
