@@ -593,43 +593,51 @@ fn sync_endpoints(store: &Store, current: Option<&Value>, wanted: Value) -> Resu
             Err(e) => Err(e),
         },
         Some(cur) if content(cur, &["subsets"]) == content(&wanted, &["subsets"]) => Ok(()),
-        Some(cur) => {
-            let uid = meta::uid(cur).to_string();
-            let r = store.update_with(
-                rt,
-                Some(&ns),
-                meta::name(cur),
-                Subresource::Main,
-                false,
-                |stored| {
-                    if meta::uid(stored) != uid {
-                        return Err(ApiError::bad_request("the object was replaced"));
-                    }
-                    let mut new = stored.clone();
-                    meta::set(
-                        &mut new,
-                        "labels",
-                        wanted.pointer("/metadata/labels").cloned(),
-                    );
-                    match wanted.get("subsets") {
-                        Some(s) => new["subsets"] = s.clone(),
-                        None => {
-                            if let Some(m) = new.as_object_mut() {
-                                m.remove("subsets");
-                            }
-                        }
-                    }
-                    Ok(new)
-                },
-            );
-            match r {
-                Ok(_)
-                | Err(StoreError::Api(ApiError::NotFound(_) | ApiError::BadRequest { .. })) => {
-                    Ok(())
-                }
-                Err(e) => Err(e),
+        Some(cur) => overwrite(store, rt, cur, &wanted, &["subsets"]),
+    }
+}
+
+/// Writes `wanted`'s labels and `fields` over the stored `cur` (a field `wanted` lacks is
+/// removed), only while the stored object is still `cur`'s (same uid). Gone or replaced
+/// meanwhile: nothing to do (the next pass sees the new state).
+fn overwrite(
+    store: &Store,
+    rt: &'static crate::api::ResourceType,
+    cur: &Value,
+    wanted: &Value,
+    fields: &[&str],
+) -> Result<(), StoreError> {
+    let uid = meta::uid(cur).to_string();
+    let r = store.update_with(
+        rt,
+        Some(meta::namespace(cur)),
+        meta::name(cur),
+        Subresource::Main,
+        false,
+        |stored| {
+            if meta::uid(stored) != uid {
+                return Err(ApiError::bad_request("the object was replaced"));
             }
-        }
+            let mut new = stored.clone();
+            meta::set(
+                &mut new,
+                "labels",
+                wanted.pointer("/metadata/labels").cloned(),
+            );
+            if let Some(m) = new.as_object_mut() {
+                for f in fields {
+                    match wanted.get(*f) {
+                        Some(v) => m.insert((*f).to_string(), v.clone()),
+                        None => m.remove(*f),
+                    };
+                }
+            }
+            Ok(new)
+        },
+    );
+    match r {
+        Ok(_) | Err(StoreError::Api(ApiError::NotFound(_) | ApiError::BadRequest { .. })) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -716,33 +724,7 @@ fn update_slice(
         store.create(rt, Some(meta::namespace(cur)), w, false)?;
         return Ok(());
     }
-    let uid = meta::uid(cur).to_string();
-    let r = store.update_with(
-        rt,
-        Some(meta::namespace(cur)),
-        meta::name(cur),
-        Subresource::Main,
-        false,
-        |stored| {
-            if meta::uid(stored) != uid {
-                return Err(ApiError::bad_request("the object was replaced"));
-            }
-            let mut new = stored.clone();
-            meta::set(
-                &mut new,
-                "labels",
-                wanted.pointer("/metadata/labels").cloned(),
-            );
-            for f in fields {
-                new[f] = wanted.get(f).cloned().unwrap_or(Value::Null);
-            }
-            Ok(new)
-        },
-    );
-    match r {
-        Ok(_) | Err(StoreError::Api(ApiError::NotFound(_) | ApiError::BadRequest { .. })) => Ok(()),
-        Err(e) => Err(e),
-    }
+    overwrite(store, rt, cur, wanted, &fields)
 }
 
 #[cfg(test)]
