@@ -23,6 +23,7 @@ echo
 echo "berth is running: BERTH_SOCKET=$BERTH_SOCKET $bin get all -A"
 echo "the demo web app, through berth's Ingress: curl -H 'Host: web.demo.localhost' http://127.0.0.1/"
 echo "stop it with: kill \$(cat $state/state/daemon.lock)"
+echo "then take its pods, mounts and network down with: $bin reset --state-dir $state/state --yes"
 # On a terminal, open the TUI (q quits; the daemon keeps running).
 if [ -t 0 ] && [ -t 1 ]; then
   echo "opening the terminal UI (q quits) ..."

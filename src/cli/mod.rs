@@ -114,6 +114,9 @@ pub struct ResetArgs {
     /// The daemon's configuration (for its directories, cgroup parent and network).
     #[arg(long, value_name = "FILE", default_value = crate::daemon::DEFAULT_CONFIG)]
     pub config: PathBuf,
+    /// The daemon's state directory, when it was started with `--state-dir`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Keep the state (objects, images) and the logs: a later start brings the workloads
     /// back. The package's removal uses this; its purge does not.
     #[arg(long)]
@@ -407,13 +410,16 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
 pub fn reset(args: ResetArgs) -> i32 {
     use std::io::{BufRead, IsTerminal, Write};
     let explicit = args.config.as_os_str() != crate::daemon::DEFAULT_CONFIG;
-    let config = match crate::daemon::Config::load(&args.config, explicit) {
+    let mut config = match crate::daemon::Config::load(&args.config, explicit) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
         }
     };
+    if let Some(dir) = args.state_dir.clone() {
+        config.state_dir = dir;
+    }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             eprintln!(
