@@ -203,6 +203,29 @@ data:
 fn missing_config_map_waits_and_host_path_type_is_checked() {
     let d = daemon();
     let missing = d.dir.path().join("no-such-file");
+    // A volume with a symlink leading out of it.
+    let esc = d.dir.path().join("esc");
+    std::fs::create_dir_all(&esc).expect("mkdir");
+    std::os::unix::fs::symlink("/etc", esc.join("out")).expect("symlink");
+    // `..` in a subPath is refused by the API already.
+    let bad = d.write(
+        "bad.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata: {name: bad}
+spec:
+  containers:
+  - {name: main, image: berth.local/busybox:latest, volumeMounts: [{name: e, mountPath: /e, subPath: ../x}]}
+  volumes: [{name: e, emptyDir: {}}]
+",
+    );
+    let o = d.cli(&["apply", "-f", bad.to_str().expect("utf-8")]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("must not contain '..'"),
+        "{}",
+        common::stderr(&o)
+    );
     d.apply_yaml(
         "pods",
         &format!(
@@ -240,8 +263,24 @@ spec:
     hostPath:
       path: {}
       type: File
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: escape
+spec:
+  containers:
+  - name: main
+    image: berth.local/busybox:latest
+    imagePullPolicy: Never
+    command: [sleep, '3600']
+    volumeMounts:
+    - {{name: e, mountPath: /e, subPath: out}}
+  volumes:
+  - {{name: e, hostPath: {{path: {}}}}}
 ",
-            missing.display()
+            missing.display(),
+            esc.display()
         ),
     );
     let events = eventually(60, "the FailedMount event of the missing ConfigMap", || {
@@ -273,6 +312,17 @@ spec:
     );
     assert!(events.contains(&want), "{events}");
     assert!(!missing.exists());
+
+    // A subPath leaving its volume through a symlink is refused.
+    let p = eventually(60, "the subPath escape refused", || {
+        std::thread::sleep(Duration::from_millis(200));
+        d.get_json(&["pod", "escape"]).filter(|p| {
+            p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                == "CreateContainerConfigError"
+        })
+    });
+    let msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"].to_string();
+    assert!(msg.contains("invalid subPath"), "{p}");
 
     // The ConfigMap appears: the pod starts with it.
     d.apply_yaml(

@@ -1681,10 +1681,15 @@ fn start_container(
         &StoreLookup(&ctx.store),
     )
     .map_err(|e| {
-        undo(StartError {
-            reason: "ContainerCreating".into(),
-            message: e.message(),
-            event: "FailedMount",
+        // A volume that cannot be set up keeps the pod creating (FailedMount, retried);
+        // a bad mount of a container (subPath, unknown volume) is a config error.
+        undo(match e.volume {
+            Some(_) => StartError {
+                reason: "ContainerCreating".into(),
+                message: e.message(),
+                event: "FailedMount",
+            },
+            None => config_error(ConfigError(e.message())),
         })
     })?;
     config.mounts.extend(volume_mounts);

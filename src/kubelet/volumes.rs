@@ -363,7 +363,12 @@ pub fn host_path(path: &str, kind: &str) -> Result<PathBuf, VolumeError> {
     };
     let meta = fs::metadata(&p);
     match kind {
-        "" => {}
+        // As containerd does for a bind mount source: a missing path becomes a directory.
+        "" => {
+            if meta.is_err() {
+                fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+            }
+        }
         "DirectoryOrCreate" => match &meta {
             Ok(m) if !m.is_dir() => return Err(fail("a directory")),
             Ok(_) => {}
