@@ -661,6 +661,7 @@ impl Store {
             }
             let mut obj = obj;
             s.allocate(txn, rt, &mut obj, None)?;
+            s.default_ingress_class(txn, rt, &mut obj)?;
             if dry_run {
                 return Ok(obj);
             }
@@ -700,6 +701,51 @@ impl Store {
                 .into()
             },
         )
+    }
+
+    /// Kubernetes' DefaultIngressClass admission: an Ingress created without a class (and
+    /// without the legacy `kubernetes.io/ingress.class` annotation) gets the default
+    /// IngressClass, the newest one when several claim to be it.
+    fn default_ingress_class(
+        &self,
+        txn: &RwTxn<'_>,
+        rt: &ResourceType,
+        obj: &mut Value,
+    ) -> Result<(), StoreError> {
+        if (rt.group, rt.kind) != ("networking.k8s.io", "Ingress")
+            || obj
+                .pointer("/spec/ingressClassName")
+                .is_some_and(|c| !c.is_null())
+            || obj
+                .pointer("/metadata/annotations/kubernetes.io~1ingress.class")
+                .is_some()
+        {
+            return Ok(());
+        }
+        let prefix = schema::object_prefix("ingressclasses.networking.k8s.io", None);
+        let mut default: Option<(String, String)> = None;
+        for item in self
+            .dbs
+            .objects
+            .prefix_iter(txn, &prefix)
+            .map_err(self.lmdb("list ingress classes"))?
+        {
+            let (key, bytes) = item.map_err(self.lmdb("list ingress classes"))?;
+            let class = Self::parse(key, bytes)?;
+            let is_default = meta::annotations(&class)
+                .get("ingressclass.kubernetes.io/is-default-class")
+                .is_some_and(|v| v == "true");
+            let created = meta::str_at(&class, "/metadata/creationTimestamp").to_string();
+            if is_default && default.as_ref().is_none_or(|(at, _)| created > *at) {
+                default = Some((created, meta::name(&class).to_string()));
+            }
+        }
+        if let Some((_, name)) = default
+            && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert("ingressClassName".into(), Value::String(name));
+        }
+        Ok(())
     }
 
     /// Namespace admission: the namespace must exist and not be terminating.

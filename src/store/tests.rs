@@ -414,3 +414,50 @@ fn services_get_cluster_ips_and_node_ports_in_the_write_and_free_them_on_delete(
         .expect("freed");
     assert_eq!(d["spec"]["clusterIP"], "10.96.0.2");
 }
+
+#[test]
+fn ingresses_without_a_class_get_the_newest_default_class() {
+    let (_d, store) = setup();
+    let classes = by_kind("networking.k8s.io/v1", "IngressClass").expect("kind");
+    let ing = by_kind("networking.k8s.io/v1", "Ingress").expect("kind");
+    let class = |name: &str, default: bool| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+            "metadata": {"name": name, "annotations": {
+                "ingressclass.kubernetes.io/is-default-class": default.to_string()}},
+            "spec": {"controller": "example.com/x"}})
+    };
+    let ingress = |name: &str, extra: Value| {
+        let mut i = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name},
+            "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}});
+        if let (Some(spec), Some(extra)) = (i["spec"].as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        i
+    };
+    // No default class yet: left without one.
+    let none = store
+        .create(ing, Some("default"), ingress("a", json!({})), false)
+        .expect("create");
+    assert!(none["spec"].get("ingressClassName").is_none(), "{none}");
+    store
+        .create(classes, None, class("plain", false), false)
+        .expect("class");
+    store
+        .create(classes, None, class("berth", true), false)
+        .expect("class");
+    let got = store
+        .create(ing, Some("default"), ingress("b", json!({})), false)
+        .expect("create");
+    assert_eq!(got["spec"]["ingressClassName"], "berth");
+    // A class the user names stays.
+    let named = store
+        .create(
+            ing,
+            Some("default"),
+            ingress("c", json!({"ingressClassName": "plain"})),
+            false,
+        )
+        .expect("create");
+    assert_eq!(named["spec"]["ingressClassName"], "plain");
+}
