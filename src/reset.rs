@@ -65,6 +65,7 @@ pub fn reset(config: &Config, keep_state: bool) -> Result<Report, ResetError> {
             remove_containers(&runtime, &mut report);
             remove_rootfs(&config.state_dir, &mut report);
             remove_sandboxes(&runtime, &config.run_dir, &mut report);
+            remove_volume_mounts(&config.state_dir, &mut report);
             remove_cgroups(&runtime, &mut report);
         }
         Err(e) => report
@@ -181,6 +182,24 @@ fn remove_sandboxes(runtime: &Runtime, run_dir: &Path, report: &mut Report) {
     report.done.push(format!(
         "removed {removed} pod sandbox(es) and their network namespaces"
     ));
+}
+
+/// Secret and projected volumes are tmpfs mounts below `<stateDir>/pods`.
+fn remove_volume_mounts(state_dir: &Path, report: &mut Report) {
+    let pods = state_dir.join("pods");
+    let before = mounts_below(&pods).len();
+    if before == 0 {
+        return;
+    }
+    crate::kubelet::volumes::unmount_below(&pods);
+    match mounts_below(&pods).into_iter().next() {
+        None => report
+            .done
+            .push(format!("unmounted {before} pod volume(s)")),
+        Some(m) => report
+            .failed
+            .push(format!("cannot unmount the pod volume {}", m.display())),
+    }
 }
 
 fn remove_cgroups(runtime: &Runtime, report: &mut Report) {

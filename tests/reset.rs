@@ -110,6 +110,14 @@ spec:
     imagePullPolicy: Never
     command: [sleep, '3600']
     ports: [{containerPort: 80, hostPort: 18099}]
+    # A secret volume is a tmpfs mount of the pod: the reset unmounts it.
+    volumeMounts: [{name: s, mountPath: /var/secret}]
+  volumes: [{name: s, secret: {secretName: s}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s}
+stringData: {k: v}
 ---
 apiVersion: v1
 kind: Service
@@ -173,6 +181,7 @@ spec:
     assert!(o.status.success(), "{}\n{}", common::stdout(&o), stderr(&o));
     let out = common::stdout(&o);
     assert!(out.contains("stopped and removed 3 container(s)"), "{out}");
+    assert!(out.contains("unmounted 1 pod volume(s)"), "{out}");
 
     assert_eq!(
         processes_mentioning(&dir_s),

@@ -170,7 +170,7 @@ pub trait Lookup {
 }
 
 /// The pod fields `fieldRef` can name.
-fn field_ref(pod: &Pod, path: &str, host_ip: &str) -> Result<String, ConfigError> {
+pub(crate) fn field_ref(pod: &Pod, path: &str, host_ip: &str) -> Result<String, ConfigError> {
     let m = &pod.metadata;
     let spec = pod.spec.as_ref();
     let status = pod.status.as_ref();
@@ -205,7 +205,7 @@ fn field_ref(pod: &Pod, path: &str, host_ip: &str) -> Result<String, ConfigError
     })
 }
 
-fn resource_field(
+pub(crate) fn resource_field(
     c: &Container,
     resource: &str,
     divisor: Option<&str>,
@@ -526,7 +526,7 @@ pub fn config_map_data(cm: &Value) -> BTreeMap<String, String> {
 }
 
 /// Standard base64 (what Secrets hold); `None` when malformed.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut buf = 0u32;
     let mut bits = 0;

@@ -14,6 +14,7 @@ pub mod node;
 pub mod pods;
 pub mod portforward;
 pub mod prober;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -33,10 +33,11 @@ use super::Kubelet;
 use super::container::{self, BuildInput, ConfigError, Lookup, qos_class};
 use super::prober::worker::{EventSink, ProbeTask, ProbeUpdate};
 use super::prober::{self, ProbeKind, ProbeResult};
+use super::volumes;
 use crate::api::{ApiError, meta, registry};
 use crate::events::{EventType, Recorder};
 use crate::image::ImageError;
-use crate::runtime::{BindMount, ContainerState, LogLocation, RuntimeError};
+use crate::runtime::{ContainerState, LogLocation, RuntimeError};
 use crate::server::node::CONTAINER_ID_SCHEME;
 use crate::store::{DeleteOptions, Store, StoreError, Subresource};
 
@@ -46,6 +47,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
 /// How long a worker sleeps when nothing is due (a safety resync).
 const RESYNC: Duration = Duration::from_secs(30);
+/// Least time between two rewrites of a pod's file volumes.
+const VOLUME_REFRESH: Duration = Duration::from_secs(10);
 /// Retry delay after an image or config error.
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -302,6 +305,13 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
+impl volumes::ObjectLookup for StoreLookup<'_> {
+    fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let rt = registry::by_kind("v1", kind)?;
+        self.0.get(rt, Some(namespace), name).ok()
+    }
+}
+
 /// The pod's `hostPort`s (containers' ports with one; TCP when no protocol is given).
 fn host_ports(pod: &Pod) -> Vec<crate::network::nft::HostPort> {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -344,6 +354,8 @@ pub struct Worker {
     name: String,
     tracks: Vec<Track>,
     sandbox_ready: bool,
+    /// When the pod's configMap/secret/downwardAPI volumes were last rewritten.
+    volumes_refreshed: Option<Instant>,
     start_time: Option<String>,
     last_status: Option<Value>,
     exit: Arc<Notify>,
@@ -378,6 +390,7 @@ impl Worker {
             name: meta::name(pod).to_string(),
             tracks: Vec::new(),
             sandbox_ready: false,
+            volumes_refreshed: None,
             start_time: None,
             last_status: None,
             exit: Arc::new(Notify::new()),
@@ -447,6 +460,7 @@ impl Worker {
                 break;
             }
             let wake = self.sync(&raw, &pod).await;
+            self.refresh_volumes(&pod).await;
             self.write_status(&raw, &pod).await;
             let sleep = wake
                 .map(|w| w.saturating_duration_since(Instant::now()))
@@ -814,6 +828,23 @@ impl Worker {
                 p.tasks.push(tokio::spawn(task.run(self.probe_tx.clone())));
             }
         }
+    }
+
+    /// ConfigMap, Secret and pod metadata changes reach the pod's volumes (at most every
+    /// [`VOLUME_REFRESH`]; the worker's resync makes it happen without other wakes).
+    async fn refresh_volumes(&mut self, pod: &Pod) {
+        if !self.sandbox_ready
+            || self
+                .volumes_refreshed
+                .is_some_and(|t| t.elapsed() < VOLUME_REFRESH)
+        {
+            return;
+        }
+        self.volumes_refreshed = Some(Instant::now());
+        let ctx = self.ctx.clone();
+        let dir = ctx.pod_dir(&self.uid).join("volumes");
+        let pod = pod.clone();
+        blocking(move || volumes::refresh(&pod, &dir, &StoreLookup(&ctx.store))).await;
     }
 
     async fn ensure_sandbox(&mut self, raw: &Value, pod: &Pod) -> bool {
@@ -1642,38 +1673,26 @@ fn start_container(
         .map_err(|e| undo(create_error(e.to_string())))?;
     config.join_sandbox(&ctx.kubelet.runtime.sandbox_paths(uid));
     config.log = log;
-    // emptyDir volumes: a directory per pod and volume.
-    let volumes = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.clone())
-        .unwrap_or_default();
-    for m in c.volume_mounts.iter().flatten() {
-        let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
-            return Err(undo(config_error(ConfigError(format!(
-                "volumeMount {:?} names no volume of the pod",
-                m.name
-            )))));
-        };
-        if v.empty_dir.is_none() {
-            return Err(undo(config_error(ConfigError(format!(
-                "volume {:?}: only emptyDir volumes are supported so far; configMap, secret, hostPath and persistentVolumeClaim volumes come with the storage milestone",
-                v.name
-            )))));
-        }
-        let source = ctx.pod_dir(uid).join("volumes").join(&v.name);
-        std::fs::create_dir_all(&source).map_err(|e| {
-            undo(create_error(format!(
-                "cannot create {}: {e}",
-                source.display()
-            )))
-        })?;
-        config.mounts.push(BindMount {
-            source,
-            destination: PathBuf::from(&m.mount_path),
-            readonly: m.read_only.unwrap_or(false),
-        });
-    }
+    // Volumes: set up (files written, host paths checked) and bind-mounted.
+    let volume_mounts = volumes::mounts(
+        pod,
+        c,
+        &ctx.pod_dir(uid).join("volumes"),
+        &StoreLookup(&ctx.store),
+    )
+    .map_err(|e| {
+        // A volume that cannot be set up keeps the pod creating (FailedMount, retried);
+        // a bad mount of a container (subPath, unknown volume) is a config error.
+        undo(match e.volume {
+            Some(_) => StartError {
+                reason: "ContainerCreating".into(),
+                message: e.message(),
+                event: "FailedMount",
+            },
+            None => config_error(ConfigError(e.message())),
+        })
+    })?;
+    config.mounts.extend(volume_mounts);
     match ctx.kubelet.runtime.start(&config) {
         Ok(()) => Ok(Started { image_id }),
         Err(RuntimeError::CreateContainer {
@@ -1846,6 +1865,8 @@ pub async fn cleanup_pod(ctx: &Arc<Ctx>, uid: &str, namespace: &str, name: &str)
         if !namespace_is_empty(&log) {
             runtime.remove_pod_logs(&log)?;
         }
+        // Secret and projected volumes are tmpfs mounts below the pod's directory.
+        volumes::unmount_below(&pod_dir);
         let _ = std::fs::remove_dir_all(&pod_dir);
         Ok(())
     })
