@@ -124,10 +124,38 @@ pub fn parse(source_name: &str, text: &str) -> Result<Vec<Doc>, ManifestError> {
                 });
             }
         }
+        let mut value = value;
+        octal_modes(&mut value);
         let label = format!("{source_name} (document {})", i + 1);
         flatten(&label, value, &mut docs)?;
     }
     Ok(docs)
+}
+
+/// File modes as manifests write them: kubectl reads YAML 1.1, where `defaultMode: 0640`
+/// is octal; our YAML 1.2 reader leaves such a value a string. A `mode` or `defaultMode`
+/// that is a string of a leading 0 and octal digits (or `0o…`) becomes that octal number.
+fn octal_modes(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if (k == "mode" || k == "defaultMode")
+                    && let Some(text) = v.as_str()
+                {
+                    let digits = text
+                        .strip_prefix("0o")
+                        .or_else(|| text.strip_prefix('0').filter(|d| !d.is_empty()));
+                    if let Some(n) = digits.and_then(|d| i64::from_str_radix(d, 8).ok()) {
+                        *v = Value::from(n);
+                    }
+                } else {
+                    octal_modes(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(octal_modes),
+        _ => {}
+    }
 }
 
 fn flatten(label: &str, value: Value, out: &mut Vec<Doc>) -> Result<(), ManifestError> {
@@ -191,6 +219,19 @@ fn type_name(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn octal_file_modes_read_as_kubectl_reads_them() {
+        let docs = parse(
+            "m",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes:\n  - name: s\n    secret:\n      secretName: s\n      defaultMode: 0640\n      items: [{key: a, path: a, mode: 0400}, {key: b, path: b, mode: 420}]\n",
+        )
+        .unwrap();
+        let secret = &docs[0].object["spec"]["volumes"][0]["secret"];
+        assert_eq!(secret["defaultMode"], 0o640);
+        assert_eq!(secret["items"][0]["mode"], 0o400);
+        assert_eq!(secret["items"][1]["mode"], 420, "decimal stays decimal");
+    }
 
     #[test]
     fn multi_document_yaml_and_lists() {
