@@ -195,17 +195,7 @@ where
             errors.push(e);
         }
     }
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(CliError::Failed(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\nerror: "),
-        )),
-    }
+    all_or_errors(errors)
 }
 
 const DEPLOYMENT: &str = "deployment.apps";
@@ -349,6 +339,12 @@ pub async fn scale(client: &Client, a: ScaleArgs) -> Result<(), CliError> {
             Err(e) => errors.push(failed(e)),
         }
     }
+    all_or_errors(errors)
+}
+
+/// The outcome of a command over several objects: each failure is printed as kubectl does,
+/// one `error:` line each, after the successes.
+fn all_or_errors(mut errors: Vec<CliError>) -> Result<(), CliError> {
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.remove(0)),
@@ -415,17 +411,7 @@ pub async fn set(client: &Client, a: SetArgs) -> Result<(), CliError> {
             Err(e) => errors.push(failed(e)),
         }
     }
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(CliError::Failed(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\nerror: "),
-        )),
-    }
+    all_or_errors(errors)
 }
 
 #[cfg(test)]

@@ -309,6 +309,12 @@ fn wanted_slices(
         "controller": true,
         "blockOwnerDeletion": true,
     }]);
+    let mut groups: Vec<(Ports, Vec<Endpoint>)> = groups.into_iter().collect();
+    if groups.is_empty() {
+        // A Service with no endpoints still has one (empty) slice, as in Kubernetes, with
+        // the ports it can name.
+        groups.push((service_ports_unresolved(svc), Vec::new()));
+    }
     let mut out = Vec::new();
     for (ports, eps) in groups {
         let chunks: Vec<&[Endpoint]> = if eps.is_empty() {
@@ -330,21 +336,6 @@ fn wanted_slices(
                 "ports": ports_json(&ports, true),
             }));
         }
-    }
-    if out.is_empty() {
-        // A Service with no endpoints still has one (empty) slice, as in Kubernetes.
-        out.push(json!({
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "namespace": meta::namespace(svc),
-                "labels": labels,
-                "ownerReferences": owner,
-            },
-            "addressType": "IPv4",
-            "endpoints": [],
-            "ports": ports_json(&service_ports_unresolved(svc), true),
-        }));
     }
     out
 }

@@ -585,6 +585,11 @@ mod tests {
         z
     }
 
+    /// A question the zone must own (its answer, NXDOMAIN included).
+    fn ask(z: &Zone, name: &str, ty: RecordType) -> Answer {
+        z.answer(name, ty).expect("in zone")
+    }
+
     fn ips(a: &Answer) -> Vec<String> {
         a.answers
             .iter()
@@ -598,14 +603,10 @@ mod tests {
     #[test]
     fn cluster_ip_service_answers_its_ip() {
         let z = zone();
-        let a = z
-            .answer("WEB.default.svc.cluster.local.", RecordType::A)
-            .expect("in zone");
+        let a = ask(&z, "WEB.default.svc.cluster.local.", RecordType::A);
         assert_eq!(ips(&a), ["10.96.0.10"]);
         assert!(!a.nxdomain && a.soa.is_none());
-        let aaaa = z
-            .answer("web.default.svc.cluster.local", RecordType::AAAA)
-            .expect("in zone");
+        let aaaa = ask(&z, "web.default.svc.cluster.local", RecordType::AAAA);
         assert!(!aaaa.nxdomain && aaaa.answers.is_empty() && aaaa.soa.is_some());
         assert!(
             z.answer("web.default.svc.example.org", RecordType::A)
@@ -616,30 +617,24 @@ mod tests {
     #[test]
     fn headless_service_answers_ready_endpoints_and_hostnames() {
         let z = zone();
-        let a = z
-            .answer("db.default.svc.cluster.local", RecordType::A)
-            .expect("in zone");
+        let a = ask(&z, "db.default.svc.cluster.local", RecordType::A);
         assert_eq!(ips(&a), ["10.244.0.5", "10.244.0.6"]);
-        let h = z
-            .answer("db-0.db.default.svc.cluster.local", RecordType::A)
-            .expect("in zone");
+        let h = ask(&z, "db-0.db.default.svc.cluster.local", RecordType::A);
         assert_eq!(ips(&h), ["10.244.0.5"]);
-        let d = z
-            .answer("10-244-0-6.db.default.svc.cluster.local", RecordType::A)
-            .expect("in zone");
+        let d = ask(&z, "10-244-0-6.db.default.svc.cluster.local", RecordType::A);
         assert_eq!(ips(&d), ["10.244.0.6"]);
-        let not_ready = z
-            .answer("10-244-0-7.db.default.svc.cluster.local", RecordType::A)
-            .expect("in zone");
+        let not_ready = ask(&z, "10-244-0-7.db.default.svc.cluster.local", RecordType::A);
         assert!(not_ready.nxdomain);
     }
 
     #[test]
     fn srv_for_named_ports() {
         let z = zone();
-        let s = z
-            .answer("_http._tcp.web.default.svc.cluster.local", RecordType::SRV)
-            .expect("in zone");
+        let s = ask(
+            &z,
+            "_http._tcp.web.default.svc.cluster.local",
+            RecordType::SRV,
+        );
         match &s.answers[..] {
             [r] => match &r.data {
                 RData::SRV(srv) => {
@@ -657,9 +652,7 @@ mod tests {
             }),
             ["10.96.0.10"]
         );
-        let h = z
-            .answer("_pg._tcp.db.default.svc.cluster.local", RecordType::SRV)
-            .expect("in zone");
+        let h = ask(&z, "_pg._tcp.db.default.svc.cluster.local", RecordType::SRV);
         let targets: Vec<(String, u16)> = h
             .answers
             .iter()
@@ -675,18 +668,18 @@ mod tests {
                 ("10-244-0-6.db.default.svc.cluster.local.".to_string(), 5433)
             ]
         );
-        let udp = z
-            .answer("_http._udp.web.default.svc.cluster.local", RecordType::SRV)
-            .expect("in zone");
+        let udp = ask(
+            &z,
+            "_http._udp.web.default.svc.cluster.local",
+            RecordType::SRV,
+        );
         assert!(udp.nxdomain);
     }
 
     #[test]
     fn missing_names_are_nxdomain_with_soa_and_parents_exist() {
         let z = zone();
-        let n = z
-            .answer("nope.default.svc.cluster.local", RecordType::A)
-            .expect("in zone");
+        let n = ask(&z, "nope.default.svc.cluster.local", RecordType::A);
         assert!(n.nxdomain);
         assert!(matches!(
             n.soa.as_ref().map(|r| &r.data),
@@ -697,7 +690,7 @@ mod tests {
             "svc.cluster.local",
             "cluster.local",
         ] {
-            let a = z.answer(exists, RecordType::A).expect("in zone");
+            let a = ask(&z, exists, RecordType::A);
             assert!(!a.nxdomain, "{exists}");
         }
         assert!(
@@ -712,13 +705,9 @@ mod tests {
     #[test]
     fn external_name_and_pod_names() {
         let z = zone();
-        let c = z
-            .answer("ext.other.svc.cluster.local", RecordType::A)
-            .expect("in zone");
+        let c = ask(&z, "ext.other.svc.cluster.local", RecordType::A);
         assert!(matches!(&c.answers[0].data, RData::CNAME(t) if t.0.to_ascii() == "example.org."));
-        let p = z
-            .answer("10-244-0-9.default.pod.cluster.local", RecordType::A)
-            .expect("in zone");
+        let p = ask(&z, "10-244-0-9.default.pod.cluster.local", RecordType::A);
         assert_eq!(ips(&p), ["10.244.0.9"]);
     }
 
