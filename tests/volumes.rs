@@ -348,3 +348,106 @@ data:
         "host file"
     );
 }
+
+#[test]
+fn empty_dir_on_disk_in_memory_and_evicted_over_its_size_limit() {
+    let d = daemon();
+    d.apply_yaml(
+        "pod",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: scratch
+spec:
+  containers:
+  - name: main
+    image: berth.local/busybox:latest
+    imagePullPolicy: Never
+    command: [sleep, '3600']
+    volumeMounts:
+    - {name: cache, mountPath: /cache}
+    - {name: mem, mountPath: /mem}
+    - {name: limited, mountPath: /limited}
+  volumes:
+  - {name: cache, emptyDir: {}}
+  - {name: mem, emptyDir: {medium: Memory, sizeLimit: 1Mi}}
+  - {name: limited, emptyDir: {sizeLimit: 1Mi}}
+",
+    );
+    let uid = running(&d, "scratch");
+    let pod_dir = d.state_dir().join("pods").join(&uid);
+
+    // On disk, world-writable as in Kubernetes, kept on the host in the pod's directory.
+    assert_eq!(ok(&exec(&d, "scratch", "stat -c %a /cache")).trim(), "777");
+    ok(&exec(&d, "scratch", "echo kept > /cache/f"));
+    assert_eq!(
+        std::fs::read_to_string(pod_dir.join("volumes/cache/f")).expect("host file"),
+        "kept\n"
+    );
+    // Memory: a tmpfs of sizeLimit; writing past it fails with no space left.
+    let mounts = ok(&exec(&d, "scratch", "grep ' /mem ' /proc/mounts"));
+    assert!(mounts.starts_with("tmpfs /mem tmpfs"), "{mounts}");
+    assert!(mounts.contains("size=1024k"), "{mounts}");
+    let full = exec(
+        &d,
+        "scratch",
+        "dd if=/dev/zero of=/mem/big bs=1024 count=2048",
+    );
+    assert!(!full.status.success(), "2 MiB fitted into a 1 MiB tmpfs");
+    assert!(
+        String::from_utf8_lossy(&full.stderr).contains("No space left"),
+        "{}",
+        String::from_utf8_lossy(&full.stderr)
+    );
+    assert_eq!(
+        d.get_json(&["pod", "scratch"]).expect("pod")["status"]["phase"],
+        "Running"
+    );
+
+    // On disk past sizeLimit: the kubelet evicts the pod, as Kubernetes does.
+    ok(&exec(
+        &d,
+        "scratch",
+        "dd if=/dev/zero of=/limited/big bs=1024 count=3072",
+    ));
+    let pod = eventually(90, "the pod evicted", || {
+        std::thread::sleep(Duration::from_millis(500));
+        d.get_json(&["pod", "scratch"])
+            .filter(|p| p["status"]["phase"] == "Failed")
+    });
+    assert_eq!(pod["status"]["reason"], "Evicted");
+    assert_eq!(
+        pod["status"]["message"],
+        "Usage of EmptyDir volume \"limited\" exceeds the limit \"1Mi\". "
+    );
+    let conditions = pod["status"]["conditions"].as_array().expect("conditions");
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == "DisruptionTarget" && c["reason"] == "TerminationByKubelet"),
+        "{conditions:?}"
+    );
+    let state = &pod["status"]["containerStatuses"][0]["state"];
+    assert!(state.get("terminated").is_some(), "{state}");
+    let events = stdout(&d.cli(&["get", "events"]));
+    assert!(
+        events.contains("Evicted") && events.contains("Usage of EmptyDir volume \"limited\""),
+        "{events}"
+    );
+    // It stays evicted: nothing restarts it.
+    std::thread::sleep(Duration::from_secs(3));
+    let again = d.get_json(&["pod", "scratch"]).expect("pod");
+    assert_eq!(again["status"]["phase"], "Failed");
+    assert!(
+        again["status"]["containerStatuses"][0]["state"]
+            .get("running")
+            .is_none()
+    );
+
+    ok(&d.cli(&["delete", "pod", "scratch"]));
+    eventually(60, "the pod directory removed", || {
+        std::thread::sleep(Duration::from_millis(200));
+        (!pod_dir.exists()).then_some(())
+    });
+    assert_eq!(mounts_below(&pod_dir), Vec::<String>::new());
+}

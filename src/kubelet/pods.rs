@@ -51,6 +51,9 @@ const RESYNC: Duration = Duration::from_secs(30);
 const VOLUME_REFRESH: Duration = Duration::from_secs(10);
 /// Retry delay after an image or config error.
 const RETRY: Duration = Duration::from_secs(5);
+/// How often emptyDir usage is held against `sizeLimit` (Kubernetes' eviction monitoring
+/// interval).
+const EVICTION_CHECK: Duration = Duration::from_secs(10);
 
 /// The id of run `run` of container `name` of pod `uid`.
 pub fn container_id(uid: &str, name: &str, run: u32) -> String {
@@ -368,6 +371,10 @@ pub struct Worker {
     probe_rx: Option<mpsc::UnboundedReceiver<ProbeUpdate>>,
     /// `status.podIP` as last seen, for network probes.
     pod_ip: watch::Sender<Option<IpAddr>>,
+    /// Why the pod was evicted (its `status.message`); an evicted pod runs nothing again.
+    evicted: Option<String>,
+    /// When emptyDir usage was last measured.
+    usage_checked: Option<Instant>,
     /// The address the network gave the pod (the host's for hostNetwork pods), written to
     /// `status.podIP(s)`.
     ip: Option<IpAddr>,
@@ -401,6 +408,8 @@ impl Worker {
             probe_rx: Some(probe_rx),
             pod_ip: watch::Sender::new(None),
             ip: None,
+            evicted: None,
+            usage_checked: None,
         }
     }
 
@@ -459,8 +468,22 @@ impl Worker {
                 }
                 break;
             }
-            let wake = self.sync(&raw, &pod).await;
-            self.refresh_volumes(&pod).await;
+            if self.evicted.is_none() && raw.pointer("/status/reason") == Some(&json!("Evicted")) {
+                // Evicted before a daemon restart: it stays stopped.
+                self.evicted = Some(meta::str_at(&raw, "/status/message").to_string());
+            }
+            let wake = if self.evicted.is_some() {
+                if !self.adopted {
+                    self.adopt(&raw, &pod).await;
+                }
+                self.stop_all(&raw, &pod).await;
+                None
+            } else {
+                let wake = self.sync(&raw, &pod).await;
+                self.refresh_volumes(&pod).await;
+                self.check_empty_dir_usage(&raw, &pod).await;
+                wake
+            };
             self.write_status(&raw, &pod).await;
             let sleep = wake
                 .map(|w| w.saturating_duration_since(Instant::now()))
@@ -845,6 +868,72 @@ impl Worker {
         let dir = ctx.pod_dir(&self.uid).join("volumes");
         let pod = pod.clone();
         blocking(move || volumes::refresh(&pod, &dir, &StoreLookup(&ctx.store))).await;
+    }
+
+    /// Evicts the pod when one of its emptyDir volumes holds more than its `sizeLimit`, as
+    /// Kubernetes' eviction manager does: the containers are killed at once and the pod
+    /// ends `Failed` with reason `Evicted` (its controller, if any, replaces it).
+    async fn check_empty_dir_usage(&mut self, raw: &Value, pod: &Pod) {
+        if !self.sandbox_ready
+            || self
+                .usage_checked
+                .is_some_and(|t| t.elapsed() < EVICTION_CHECK)
+        {
+            return;
+        }
+        self.usage_checked = Some(Instant::now());
+        let limits = volumes::empty_dir_limits(pod);
+        if limits.is_empty() {
+            return;
+        }
+        let dir = self.ctx.pod_dir(&self.uid).join("volumes");
+        let over = blocking(move || {
+            limits.into_iter().find(|(name, _, bytes)| {
+                volumes::disk_usage(&dir.join(name)).is_ok_and(|used| used > *bytes)
+            })
+        })
+        .await
+        .flatten();
+        let Some((volume, limit, _)) = over else {
+            return;
+        };
+        let message = format!("Usage of EmptyDir volume {volume:?} exceeds the limit {limit:?}. ");
+        tracing::info!(pod = %self.label(), volume, limit, "evicting the pod: an emptyDir is over its sizeLimit");
+        self.ctx
+            .events
+            .record(raw, EventType::Warning, "Evicted", &message);
+        self.evicted = Some(message);
+        self.stop_all(raw, pod).await;
+    }
+
+    /// Kills every running container of the pod at once (no grace) and frees them.
+    async fn stop_all(&mut self, raw: &Value, pod: &Pod) {
+        self.probes.clear();
+        let now = Instant::now();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let running: Vec<(String, String)> = self
+            .tracks
+            .iter()
+            .filter(|t| t.running())
+            .filter_map(|t| Some((t.name.clone(), t.run_id.clone()?)))
+            .collect();
+        for (name, id) in &running {
+            let container = spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .find(|c| &c.name == name);
+            let message = format!("Stopping container {name}");
+            stop_container(&self.ctx, Some(raw), id, container, now, &message).await;
+        }
+        if !running.is_empty() {
+            self.refresh(raw).await;
+        }
+        for i in 0..self.tracks.len() {
+            if !self.tracks[i].running() {
+                self.release(i).await;
+            }
+        }
     }
 
     async fn ensure_sandbox(&mut self, raw: &Value, pod: &Pod) -> bool {
@@ -1436,7 +1525,7 @@ impl Worker {
             t.exited()
                 .is_some_and(|e| !should_restart(&policy, e.exit_code))
         };
-        let phase = if init_failed {
+        let phase = if init_failed || self.evicted.is_some() {
             "Failed"
         } else if !initialized {
             "Pending"
@@ -1571,6 +1660,14 @@ impl Worker {
         if let Some(s) = existing("PodScheduled") {
             conditions.insert(1, s);
         }
+        if let Some(message) = &self.evicted {
+            conditions.push(condition(
+                "DisruptionTarget",
+                true,
+                Some("TerminationByKubelet"),
+                Some(message.clone()),
+            ));
+        }
         let mut status = json!({
             "phase": phase,
             "conditions": conditions,
@@ -1584,6 +1681,10 @@ impl Worker {
         });
         if !init.is_empty() {
             status["initContainerStatuses"] = json!(statuses(&init, true));
+        }
+        if let Some(message) = &self.evicted {
+            status["reason"] = json!("Evicted");
+            status["message"] = json!(message);
         }
         status
     }

@@ -1,4 +1,5 @@
-//! Pod volumes beyond emptyDir: configMap, secret, downwardAPI and projected volumes
+//! Pod volumes: emptyDir (a directory of the pod, or a tmpfs for `medium: Memory`),
+//! configMap, secret, downwardAPI and projected volumes
 //! written with Kubernetes' atomic layout (a timestamped `..<time>` directory, a `..data`
 //! symlink to it and per-entry symlinks `name -> ..data/name`, so an update swaps `..data`
 //! in one rename), hostPath with its `type` checks, and `subPath`.
@@ -47,6 +48,10 @@ pub enum VolumeError {
     Field(String),
     #[error("{0}: not supported by berth; use configMap, secret or downwardAPI sources")]
     Unsupported(&'static str),
+    #[error(
+        "emptyDir medium {0:?} is not supported by berth; use medium \"\" (disk) or \"Memory\" (tmpfs)"
+    )]
+    UnsupportedMedium(String),
     #[error("cannot {action} {}: {source}; check the pod directory's file system", path.display())]
     Io {
         action: &'static str,
@@ -245,8 +250,8 @@ fn downward_files(
 
 /// What a volume is on the host.
 pub enum Kind {
-    /// A directory of the pod (emptyDir).
-    Dir,
+    /// A directory of the pod (emptyDir); with `Some(options)` a tmpfs mounted with them.
+    Dir { tmpfs: Option<String> },
     /// Files written by berth; `tmpfs` for secret and projected volumes.
     Files { files: Files, tmpfs: bool },
     /// A host path (already checked against its type).
@@ -256,8 +261,29 @@ pub enum Kind {
 /// The content of a volume, reading ConfigMaps and Secrets through `lookup`.
 pub fn resolve(pod: &Pod, v: &Volume, lookup: &dyn ObjectLookup) -> Result<Kind, VolumeError> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    if v.empty_dir.is_some() {
-        return Ok(Kind::Dir);
+    if let Some(e) = &v.empty_dir {
+        return match e.medium.as_deref().unwrap_or("") {
+            "" => Ok(Kind::Dir { tmpfs: None }),
+            "Memory" => {
+                let size = e
+                    .size_limit
+                    .as_ref()
+                    .and_then(|q| quantity_bytes(&q.0))
+                    .or_else(|| {
+                        container::pod_resources(pod)
+                            .memory_limit
+                            .and_then(|b| u64::try_from(b).ok())
+                    });
+                let mut options = String::from("mode=0777");
+                if let Some(size) = size {
+                    options = format!("size={size},{options}");
+                }
+                Ok(Kind::Dir {
+                    tmpfs: Some(options),
+                })
+            }
+            other => Err(VolumeError::UnsupportedMedium(other.to_string())),
+        };
     }
     if let Some(h) = &v.host_path {
         return host_path(&h.path, h.type_.as_deref().unwrap_or("")).map(Kind::Host);
@@ -540,31 +566,93 @@ pub fn set_up(
 ) -> Result<PathBuf, VolumeError> {
     let dir = volumes_dir.join(&v.name);
     match resolve(pod, v, lookup)? {
-        Kind::Dir => {
+        Kind::Dir { tmpfs } => {
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            if let Some(options) = tmpfs {
+                mount_tmpfs(&dir, &options)?;
+            }
+            // Kubernetes' emptyDir is world-writable: any user of the pod may use it.
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o777))
+                .map_err(io_err("set the mode of", &dir))?;
             Ok(dir)
         }
         Kind::Host(p) => Ok(p),
         Kind::Files { files, tmpfs } => {
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-            if tmpfs && !is_mount_point(&dir) {
-                nix::mount::mount(
-                    Some("tmpfs"),
-                    &dir,
-                    Some("tmpfs"),
-                    nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-                    Some(TMPFS_SIZE),
-                )
-                .map_err(|e| VolumeError::Io {
-                    action: "mount a tmpfs on",
-                    path: dir.clone(),
-                    source: e.into(),
-                })?;
+            if tmpfs {
+                mount_tmpfs(&dir, TMPFS_SIZE)?;
             }
             write_atomic(&dir, &files)?;
             Ok(dir)
         }
     }
+}
+
+/// Mounts a tmpfs with `options` on `dir` unless something is mounted there already.
+fn mount_tmpfs(dir: &Path, options: &str) -> Result<(), VolumeError> {
+    if is_mount_point(dir) {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(options),
+    )
+    .map_err(|e| VolumeError::Io {
+        action: "mount a tmpfs on",
+        path: dir.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+/// A byte quantity (`1Mi`, `500k`) as a whole number of bytes, rounded up.
+fn quantity_bytes(q: &str) -> Option<u64> {
+    let v = crate::api::validation::parse_quantity(q).ok()?;
+    u64::try_from((v.milli() + 999) / 1000).ok()
+}
+
+/// The emptyDir volumes of `pod` with a `sizeLimit`: (volume name, the limit as written,
+/// the limit in bytes).
+pub fn empty_dir_limits(pod: &Pod) -> Vec<(String, String, u64)> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| {
+            let q = v.empty_dir.as_ref()?.size_limit.as_ref()?;
+            Some((v.name.clone(), q.0.clone(), quantity_bytes(&q.0)?))
+        })
+        .collect()
+}
+
+/// Bytes used below `path` as `du` counts them (allocated blocks), staying on its file
+/// system and not following symlinks; hard links count once.
+pub fn disk_usage(path: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let top = fs::symlink_metadata(path)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = top.blocks() * 512;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.dev() != top.dev() {
+                continue;
+            }
+            if m.nlink() > 1 && !m.is_dir() && !seen.insert(m.ino()) {
+                continue;
+            }
+            total += m.blocks() * 512;
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// Rewrites the file volumes that are already set up whose data changed (ConfigMap and
