@@ -230,3 +230,102 @@ stringData:
         "s3cr3t-pass"
     );
 }
+
+#[test]
+fn env_sources_and_a_missing_key_waits_with_create_container_config_error() {
+    let d = TestDaemon::start();
+    d.import_busybox();
+    d.apply_yaml(
+        "objects",
+        "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  MODE: fast
+  COLOR: blue
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+stringData:
+  user: admin
+",
+    );
+    d.apply_yaml(
+        "pod",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: envs
+spec:
+  containers:
+  - name: main
+    image: berth.local/busybox:latest
+    imagePullPolicy: Never
+    command: [sleep, '3600']
+    resources:
+      requests: {cpu: 250m, memory: 64Mi}
+      limits: {cpu: '1', memory: 128Mi}
+    envFrom:
+    - prefix: CFG_
+      configMapRef: {name: settings}
+    - secretRef: {name: absent, optional: true}
+    env:
+    - {name: USER_NAME, valueFrom: {secretKeyRef: {name: creds, key: user}}}
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+    - {name: MAYBE, valueFrom: {configMapKeyRef: {name: nothing, key: k, optional: true}}}
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: MEM_LIMIT_MI, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+    - {name: CPU_REQUEST_M, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}}
+    - {name: CPU_LIMIT, valueFrom: {resourceFieldRef: {containerName: main, resource: limits.cpu}}}
+",
+    );
+    // The Secret has no key `password`: the container waits, saying so.
+    let p = eventually(90, "CreateContainerConfigError", || {
+        std::thread::sleep(Duration::from_millis(300));
+        d.get_json(&["pod", "envs"]).filter(|p| {
+            p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                == "CreateContainerConfigError"
+        })
+    });
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["message"],
+        "couldn't find key password in Secret default/creds"
+    );
+    assert_eq!(p["status"]["phase"], "Pending");
+    let events = eventually(30, "the Failed event", || {
+        let out = ok(&d.cli(&["events", "--for", "pod/envs"]));
+        out.contains("couldn't find key password").then_some(out)
+    });
+    assert!(events.contains("Failed"), "{events}");
+
+    // The key appears: the pod starts with every value right.
+    d.apply_yaml(
+        "secret2",
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+stringData:
+  user: admin
+  password: pw-42
+",
+    );
+    let p = eventually(90, "the pod running", || {
+        std::thread::sleep(Duration::from_millis(300));
+        d.get_json(&["pod", "envs"])
+            .filter(|p| p["status"]["phase"] == "Running")
+    });
+    let out = ok(&exec(
+        &d,
+        "envs",
+        "echo \"$CFG_MODE|$CFG_COLOR|$USER_NAME|$PASSWORD|${MAYBE-unset}|$POD_IP|$MEM_LIMIT_MI|$CPU_REQUEST_M|$CPU_LIMIT\"",
+    ));
+    let ip = p["status"]["podIP"].as_str().expect("podIP");
+    assert_eq!(
+        out.trim(),
+        format!("fast|blue|admin|pw-42|unset|{ip}|128|250|1")
+    );
+}
