@@ -38,6 +38,9 @@ pub const DEFAULT_CONFIG: &str = "/etc/berth/config.yaml";
 pub struct Config {
     /// Where berth keeps its state.
     pub state_dir: PathBuf,
+    /// The file this configuration was read from (not a key of it): it goes into backups.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
     /// The API socket.
     pub socket: PathBuf,
     /// Permission bits of the socket, as an octal string ("0660").
@@ -97,6 +100,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            config_file: None,
             socket: PathBuf::from(DEFAULT_SOCKET),
             socket_mode: "0660".to_string(),
             group: "berth".to_string(),
@@ -557,7 +561,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (listener, write_group) = bind_socket(&config)?;
     let server = ApiServer::new(
         store.clone(),
-        ServerConfig { write_group },
+        ServerConfig {
+            write_group,
+            backup: Some(crate::server::BackupPaths {
+                state_dir: config.state_dir.clone(),
+                key_file: None,
+                config_file: config.config_file.clone(),
+                node_name: host.name.clone(),
+            }),
+        },
         kubelet.services(),
     );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);

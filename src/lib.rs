@@ -36,6 +36,9 @@
 //! - [`ingress`]: the built-in Ingress controller: IngressClass `berth`, the HTTP and HTTPS
 //!   listeners on the host and the reverse proxy to the pods (hyper, rustls). Reads the
 //!   store like a controller; depends on `api` and `store`.
+//! - [`backup`]: `berth backup`/`berth restore` archives: the store's hot copy, volume
+//!   data, the secrets key and the configuration, checked before anything is restored.
+//!   Depends on `store`.
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
 //! - [`client`]: the typed API client over the socket. Depends on `api`.
 //! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
@@ -43,6 +46,7 @@
 //!   actions, views. Sees only `client` and `api`.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod controllers;

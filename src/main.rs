@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         Command::Daemon(args) => run_daemon(cli.socket, args),
         // Builds its own runtime for the network's netlink calls.
         Command::Reset(args) => ExitCode::from(u8::try_from(berth::cli::reset(args)).unwrap_or(1)),
+        Command::Restore(args) => {
+            ExitCode::from(u8::try_from(berth::cli::backup::restore(args)).unwrap_or(1))
+        }
         command => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -75,6 +78,7 @@ fn run_daemon(socket: Option<PathBuf>, args: berth::cli::DaemonArgs) -> ExitCode
     if let Some(dir) = args.state_dir {
         config.state_dir = dir;
     }
+    config.config_file = path.is_file().then_some(path);
     // The same socket the client commands use: --socket, else BERTH_SOCKET, else the config.
     if let Some(socket) = socket.or_else(|| {
         std::env::var_os("BERTH_SOCKET")

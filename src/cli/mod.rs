@@ -1,6 +1,7 @@
 //! The `berth` command line. Talks to the daemon only through [`crate::client`].
 
 mod apply;
+pub mod backup;
 pub mod doctor;
 pub mod exec;
 mod get;
@@ -62,6 +63,10 @@ pub enum Command {
     /// Take a stopped node apart: stop every pod, remove every mount, cgroup, network
     /// namespace, bridge, veth and nftables table berth made, and its files.
     Reset(ResetArgs),
+    /// Write a backup of this node (store, volume data, secrets key, configuration) to FILE.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a stopped node's fresh state directory.
+    Restore(backup::RestoreArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]
@@ -367,6 +372,7 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
             });
         }
         Command::Doctor(a) => doctor(socket_flag.as_deref(), a),
+        Command::Backup(a) => backup::backup(&client, a).await,
         Command::Completion { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
@@ -386,8 +392,8 @@ pub async fn run(socket: Option<PathBuf>, command: Command) -> i32 {
         )
         .await
         .map_err(|e| CliError::Failed(e.to_string())),
-        Command::Reset(_) => Err(CliError::Usage(
-            "berth reset runs outside the client's runtime (see main.rs)".into(),
+        Command::Reset(_) | Command::Restore(_) => Err(CliError::Usage(
+            "berth reset and berth restore run outside the client's runtime (see main.rs)".into(),
         )),
         Command::Daemon(_) => Err(CliError::Usage(
             "berth daemon is not a client command".into(),

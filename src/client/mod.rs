@@ -551,6 +551,11 @@ impl Client {
         })
     }
 
+    /// A backup archive of the node, as the daemon writes it (root only).
+    pub async fn backup(&self) -> Result<ByteStream, ClientError> {
+        self.open_stream("/apis/backup.berth.dev/v1/backup").await
+    }
+
     /// A container's log, as it is read (with `follow`, until the container's run ends).
     pub async fn logs(
         &self,

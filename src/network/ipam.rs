@@ -43,6 +43,12 @@ pub struct Ipam {
     state: Allocations,
 }
 
+/// Forgets every allocation (a restore onto another node: the pods get new addresses).
+pub fn forget_all(store: &Store) -> Result<(), NetworkError> {
+    let bytes = serde_json::to_vec(&Allocations::default()).unwrap_or_default();
+    store.local_put(KEY, &bytes).map_err(NetworkError::Ipam)
+}
+
 impl Ipam {
     /// Loads (or starts) the allocations.
     pub fn open(store: Arc<Store>, cidr: Ipv4Net) -> Result<Ipam, NetworkError> {

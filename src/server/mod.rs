@@ -62,6 +62,17 @@ impl Identity {
 pub struct ServerConfig {
     /// The group whose members may write (name and gid), if it exists on this host.
     pub write_group: Option<(String, u32)>,
+    /// What a backup holds besides the store; `None`: backups are not served.
+    pub backup: Option<BackupPaths>,
+}
+
+/// The node's files that go into a backup.
+#[derive(Debug, Clone, Default)]
+pub struct BackupPaths {
+    pub state_dir: std::path::PathBuf,
+    pub key_file: Option<std::path::PathBuf>,
+    pub config_file: Option<std::path::PathBuf>,
+    pub node_name: String,
 }
 
 /// The API server's shared state.
@@ -206,6 +217,20 @@ impl ApiServer {
                 discovery::openapi(&rest).map(|v| json_response(StatusCode::OK, &v))
             }
             routes::Route::Images(reference) => images(&self.node, method, reference, req).await,
+            routes::Route::Backup => {
+                if method != Method::GET {
+                    return Err(ApiError::MethodNotAllowed);
+                }
+                if identity.uid != 0 {
+                    return Err(ApiError::Forbidden {
+                        message: format!(
+                            "backup is forbidden: User \"{}\" cannot take a backup: it holds the secrets key, so only root may; run berth backup as root",
+                            identity.describe()
+                        ),
+                    });
+                }
+                self.backup()
+            }
             routes::Route::Resource(r) if exec::is_exec(&r) => {
                 // Exec runs commands in containers: a write, whatever the method.
                 if !identity.can_write {
@@ -260,6 +285,44 @@ impl ApiServer {
         }
     }
 
+    /// Streams a backup archive, written by a blocking thread as the client reads it. A
+    /// failure part-way ends the stream early: the client's check of the archive finds it
+    /// incomplete.
+    fn backup(self: &Arc<Self>) -> Result<Response<Body>, ApiError> {
+        let paths = self
+            .config
+            .backup
+            .clone()
+            .ok_or_else(|| node::unavailable("the backup service"))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx));
+            let sources = crate::backup::Sources {
+                store: &store,
+                state_dir: &paths.state_dir,
+                key_file: paths.key_file.as_deref(),
+                config_file: paths.config_file.as_deref(),
+                node_name: &paths.node_name,
+            };
+            match crate::backup::write(out, &sources) {
+                Ok(()) => tracing::info!("backup written"),
+                Err(e) => tracing::warn!(error = %e, "the backup failed"),
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|chunk| (Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), rx))
+        });
+        let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed());
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/zstd"),
+        );
+        Ok(resp)
+    }
+
     fn forbidden(&self, identity: &Identity, method: &Method, route: &routes::Route) -> ApiError {
         let verb = match *method {
             Method::POST => "create",
@@ -286,6 +349,24 @@ impl ApiServer {
                 identity.describe()
             ),
         }
+    }
+}
+
+/// A `Write` into a response stream (from a blocking thread).
+struct ChannelWriter(tokio::sync::mpsc::Sender<Bytes>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+            })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -512,6 +593,7 @@ mod tests {
             Arc::new(store),
             ServerConfig {
                 write_group: group.map(|g| ("berth".to_string(), g)),
+                backup: None,
             },
             node::NodeServices::default(),
         )

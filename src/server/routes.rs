@@ -26,10 +26,14 @@ pub enum Route {
     /// `/apis/images.berth.dev/v1/images[/{reference}]`: the node's local images (the
     /// reference percent-encoded, `/` as `%2F`).
     Images(Option<String>),
+    /// `GET /apis/backup.berth.dev/v1/backup`: a backup archive of the node (root only).
+    Backup,
 }
 
 /// The API group of local images (served by the kubelet, not stored).
 pub const IMAGES_GROUP: &str = "images.berth.dev";
+/// The group of the backup endpoint.
+pub const BACKUP_GROUP: &str = "backup.berth.dev";
 
 /// A resource path.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +78,7 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
             })
         }
         ["apis", IMAGES_GROUP, "v1", "images"] => Ok(Route::Images(None)),
+        ["apis", BACKUP_GROUP, "v1", "backup"] => Ok(Route::Backup),
         ["apis", IMAGES_GROUP, "v1", "images", reference] => {
             Ok(Route::Images(Some(percent_decode(reference))))
         }

@@ -315,6 +315,43 @@ impl Store {
         txn.commit().map_err(self.lmdb("commit"))
     }
 
+    /// Writes a consistent, compacted copy of the whole store to `file` while it is in use
+    /// (LMDB's own hot copy: a read transaction's snapshot).
+    pub fn copy_to(&self, file: &mut std::fs::File) -> Result<(), StoreError> {
+        self.env
+            .copy_to_file(file, heed::CompactionOption::Enabled)
+            .map_err(self.lmdb("copy"))
+    }
+
+    /// Restore only (`berth restore`, the daemon stopped): replaces an object as it is, or
+    /// removes it (`None`), without admission. For what a restore must move to another
+    /// node or state directory (a node's pods, a volume's path), which the API forbids.
+    pub fn restore_put(
+        &self,
+        rt: &'static ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        obj: Option<Value>,
+    ) -> Result<(), StoreError> {
+        let ns = Self::ns_of(rt, ns)?;
+        let key = schema::object_key(&rt.group_resource(), ns, name);
+        self.write(false, |s, txn, changes| {
+            let current = s
+                .get_in(txn, &key)?
+                .ok_or_else(|| ApiError::NotFound(rt.resource_ref(name)))?;
+            match obj {
+                Some(mut new) => {
+                    meta::set(&mut new, "resourceVersion", None);
+                    s.record(txn, changes, EventType::Modified, rt, &key, new)?;
+                }
+                None => {
+                    s.record(txn, changes, EventType::Deleted, rt, &key, current)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// The schema version stored (0 for a new store).
     pub fn schema_version(&self) -> Result<u32, StoreError> {
         let txn = self.env.read_txn().map_err(self.lmdb("begin read"))?;

@@ -138,6 +138,13 @@ impl TestDaemon {
 
     /// Starts a daemon with extra configuration YAML (keys of /etc/berth/config.yaml).
     pub fn start_with_config(extra: &str) -> TestDaemon {
+        let mut d = Self::unstarted(extra);
+        d.spawn();
+        d
+    }
+
+    /// A daemon's directory and network, not started yet (`spawn` starts it).
+    pub fn unstarted(extra: &str) -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix(TMP_PREFIX)
             .tempdir()
@@ -145,14 +152,12 @@ impl TestDaemon {
         // Other users (the access-control test) must reach the socket inside.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
-        let mut d = TestDaemon {
+        TestDaemon {
             dir,
             child: None,
             config: extra.to_string(),
             net: TestNet::claim(),
-        };
-        d.spawn();
-        d
+        }
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -179,8 +184,8 @@ impl TestDaemon {
         self.dir.path().join("config.yaml")
     }
 
-    /// Spawns the daemon process and waits until it answers.
-    pub fn spawn(&mut self) {
+    /// Writes the daemon's configuration file (`spawn` does it too).
+    pub fn write_config(&self) {
         let config = format!(
             "stateDir: {}\nsocket: {}\nlogDir: {}\nrunDir: {}\ncgroupParent: /{}\n{}{}",
             self.state_dir().display(),
@@ -198,6 +203,11 @@ impl TestDaemon {
             format!("{config}ingressHttpPort: 0\ningressHttpsPort: 0\n")
         };
         std::fs::write(self.config_path(), config).expect("write config");
+    }
+
+    /// Spawns the daemon process and waits until it answers.
+    pub fn spawn(&mut self) {
+        self.write_config();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
