@@ -94,6 +94,11 @@ pub struct Config {
     pub ingress_http_port: u16,
     /// The Ingress HTTPS port; 0 disables the HTTPS listener.
     pub ingress_https_port: u16,
+    /// Registry mirrors, credentials and CAs for image pulls (k3s' `registries.yaml`
+    /// format); read at each pull, a missing file is no configuration.
+    pub registries_file: PathBuf,
+    /// The registry hosts image pulls may reach (any port); empty: any registry.
+    pub pull_registries: Vec<String>,
 }
 
 impl Default for Config {
@@ -124,6 +129,8 @@ impl Default for Config {
             ingress_address: "0.0.0.0".to_string(),
             ingress_http_port: 80,
             ingress_https_port: 443,
+            registries_file: PathBuf::from("/etc/berth/registries.yaml"),
+            pull_registries: Vec::new(),
         }
     }
 }
@@ -554,6 +561,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 pod_pids_limit: (config.pod_pids_limit > 0).then_some(config.pod_pids_limit),
                 network: Some(network.clone()),
                 dns,
+                registries_file: Some(config.registries_file.clone()),
+                pull_registries: config.pull_registries.clone(),
             },
             store.clone(),
         )

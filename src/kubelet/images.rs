@@ -136,12 +136,26 @@ impl ImageService for Images {
                 store.import(reader, name.as_deref())
             })
             .await?;
-            Ok(json!({
-                "apiVersion": API_VERSION,
-                "kind": "ImageList",
-                "metadata": {},
-                "items": imported.iter().map(image_object).collect::<Vec<_>>(),
-            }))
+            Ok(Images::list_of(&imported))
+        })
+    }
+
+    fn pull(&self, reference: String) -> BoxFuture<Result<Value, ApiError>> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            let pulled = blocking(move || store.pull(&reference)).await?;
+            Ok(Images::list_of(&pulled))
+        })
+    }
+}
+
+impl Images {
+    fn list_of(imported: &[crate::image::ImageInfo]) -> Value {
+        json!({
+            "apiVersion": API_VERSION,
+            "kind": "ImageList",
+            "metadata": {},
+            "items": imported.iter().map(image_object).collect::<Vec<_>>(),
         })
     }
 }

@@ -42,6 +42,10 @@ pub struct KubeletConfig {
     pub network: Option<crate::network::NetworkConfig>,
     /// The cluster DNS (served on the bridge address when there is a pod network).
     pub dns: crate::network::dns::DnsSettings,
+    /// Registry mirrors, credentials and CAs for pulls (k3s' `registries.yaml`).
+    pub registries_file: Option<PathBuf>,
+    /// The registry hosts pulls may reach; empty: any.
+    pub pull_registries: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +131,11 @@ impl Kubelet {
             &config.log_dir,
             options,
         )?;
-        let images = ImageStore::open(&config.state_dir.join("images"))?;
+        let mut images = ImageStore::open(&config.state_dir.join("images"))?;
+        if let Some(f) = &config.registries_file {
+            images = images.with_registries_file(f.clone());
+        }
+        images = images.with_pull_registries(config.pull_registries.clone());
         Ok(Arc::new(Kubelet {
             config,
             runtime: Arc::new(runtime),

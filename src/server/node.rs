@@ -134,6 +134,8 @@ pub trait ImageService: Send + Sync {
         body: tokio::sync::mpsc::Receiver<Bytes>,
         name: Option<String>,
     ) -> BoxFuture<Result<serde_json::Value, ApiError>>;
+    /// Pulls `reference` from its registry (with `registries.yaml`'s credentials).
+    fn pull(&self, reference: String) -> BoxFuture<Result<serde_json::Value, ApiError>>;
 }
 
 /// Resource usage from cgroup statistics, as `metrics.k8s.io/v1beta1` objects.
