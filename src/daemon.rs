@@ -99,6 +99,16 @@ pub struct Config {
     pub registries_file: PathBuf,
     /// The registry hosts image pulls may reach (any port); empty: any registry.
     pub pull_registries: Vec<String>,
+    /// Image GC: unused images go when the image file system is fuller than this percent
+    /// (Kubernetes' `imageGCHighThresholdPercent`)…
+    #[serde(rename = "imageGCHighThresholdPercent")]
+    pub image_gc_high_threshold_percent: u8,
+    /// …down to this percent (`imageGCLowThresholdPercent`).
+    #[serde(rename = "imageGCLowThresholdPercent")]
+    pub image_gc_low_threshold_percent: u8,
+    /// How often the image GC looks, in seconds.
+    #[serde(rename = "imageGCPeriodSeconds")]
+    pub image_gc_period_seconds: u64,
 }
 
 impl Default for Config {
@@ -131,6 +141,9 @@ impl Default for Config {
             ingress_https_port: 443,
             registries_file: PathBuf::from("/etc/berth/registries.yaml"),
             pull_registries: Vec::new(),
+            image_gc_high_threshold_percent: 85,
+            image_gc_low_threshold_percent: 80,
+            image_gc_period_seconds: 300,
         }
     }
 }
@@ -189,6 +202,17 @@ impl Config {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
+        if config.image_gc_low_threshold_percent >= config.image_gc_high_threshold_percent
+            || config.image_gc_high_threshold_percent > 100
+        {
+            return Err(DaemonError::ConfigInvalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "imageGCLowThresholdPercent ({}) must be below imageGCHighThresholdPercent ({}), which is at most 100",
+                    config.image_gc_low_threshold_percent, config.image_gc_high_threshold_percent
+                ),
+            });
+        }
         config
             .socket_mode_bits()
             .map_err(|message| DaemonError::ConfigInvalid {
@@ -563,6 +587,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 dns,
                 registries_file: Some(config.registries_file.clone()),
                 pull_registries: config.pull_registries.clone(),
+                image_gc: crate::kubelet::images::ImageGc {
+                    high_percent: config.image_gc_high_threshold_percent,
+                    low_percent: config.image_gc_low_threshold_percent,
+                    period: std::time::Duration::from_secs(config.image_gc_period_seconds.max(1)),
+                },
             },
             store.clone(),
         )

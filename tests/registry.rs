@@ -455,3 +455,77 @@ fn an_interrupted_pull_resumes_without_fetching_finished_blobs_again() {
     d.apply_yaml("pod", &pod_yaml("resumed", &image, "IfNotPresent", None));
     running(&d, "resumed");
 }
+
+/// Imports the test image under `reference`.
+fn import_as(d: &TestDaemon, reference: &str) {
+    let tar = d
+        .dir
+        .path()
+        .join(format!("{}.tar", reference.replace(['/', ':'], "_")));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images/build-busybox.sh");
+    let st = Command::new(script)
+        .arg(&tar)
+        .arg(reference)
+        .stdout(Stdio::null())
+        .status()
+        .expect("build-busybox.sh");
+    assert!(st.success());
+    ok(&d.cli(&["image", "import", tar.to_str().expect("utf-8")]));
+}
+
+fn image_names(d: &TestDaemon) -> Vec<String> {
+    let out = ok(&d.cli(&["image", "ls", "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("image list json");
+    let mut names: Vec<String> = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn image_gc_past_the_high_threshold_and_prune_keep_exactly_the_images_in_use() {
+    // Thresholds overridden so that any use of the disk is "too full".
+    let d = TestDaemon::start_with_config(
+        "imageGCHighThresholdPercent: 1\nimageGCLowThresholdPercent: 0\nimageGCPeriodSeconds: 1\n",
+    );
+    // The pod first: an image a pod names is never collected, even before it runs.
+    d.apply_yaml(
+        "pod",
+        &pod_yaml("user", "berth.local/keep:1", "Never", None),
+    );
+    for r in [
+        "berth.local/keep:1",
+        "berth.local/drop-a:1",
+        "berth.local/drop-b:1",
+    ] {
+        import_as(&d, r);
+    }
+    running(&d, "user");
+    let left = eventually(60, "the unused images collected", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let names = image_names(&d);
+        (names.len() == 1).then_some(names)
+    });
+    assert_eq!(left, vec!["berth.local/keep:1".to_string()]);
+    assert!(d.log().contains("image garbage-collected"));
+    running(&d, "user");
+
+    // berth image prune (no GC pressure on this daemon): only the unused image goes.
+    let p = TestDaemon::start();
+    for r in ["berth.local/keep:1", "berth.local/drop-a:1"] {
+        import_as(&p, r);
+    }
+    p.apply_yaml(
+        "pod",
+        &pod_yaml("user", "berth.local/keep:1", "Never", None),
+    );
+    running(&p, "user");
+    let out = ok(&p.cli(&["image", "prune"]));
+    assert!(out.contains("Deleted: berth.local/drop-a:1"), "{out}");
+    assert!(out.contains("1 image(s) removed"), "{out}");
+    assert_eq!(image_names(&p), vec!["berth.local/keep:1".to_string()]);
+}

@@ -1830,6 +1830,9 @@ fn start_container(
             },
         })?;
     let pulled = pulling.then(|| (began.elapsed(), info.size));
+    if let Ok(mut used) = ctx.kubelet.image_last_used.lock() {
+        used.insert(info.id.as_str().to_string(), jiff::Timestamp::now());
+    }
     let image_id = match crate::image::Reference::parse(&info.reference) {
         Ok(r) => format!("{}@{}", r.repository(), info.manifest_digest.as_str()),
         Err(_) => info.id.as_str().to_string(),

@@ -388,6 +388,12 @@ async fn images(
         (Method::DELETE, Some(r)) => service.remove(r).await?,
         (Method::POST, None)
             if form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+                .any(|(k, _)| k == "prune") =>
+        {
+            return Ok(json_response(StatusCode::OK, &service.prune().await?));
+        }
+        (Method::POST, None)
+            if form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
                 .any(|(k, _)| k == "pull") =>
         {
             let reference =
