@@ -529,3 +529,86 @@ fn image_gc_past_the_high_threshold_and_prune_keep_exactly_the_images_in_use() {
     assert!(out.contains("1 image(s) removed"), "{out}");
     assert_eq!(image_names(&p), vec!["berth.local/keep:1".to_string()]);
 }
+
+#[test]
+fn mirrors_in_order_with_fallback_and_a_multi_platform_index() {
+    let mut d = TestDaemon::unstarted("");
+    let reg = Registry::start(&d.dir.path().join("registry"), d.net.host_port(0), None);
+    // The image's own registry (port host_port(1)) is down; registries.yaml lists a dead
+    // mirror (host_port(2)) first, then the live one.
+    let origin = format!("127.0.0.1:{}", d.net.host_port(1));
+    let registries = d.dir.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        format!(
+            "mirrors:\n  \"{origin}\":\n    endpoint:\n    - http://127.0.0.1:{}\n    - http://{}\n",
+            d.net.host_port(2),
+            reg.host()
+        ),
+    )
+    .expect("registries.yaml");
+    d.config = format!("registriesFile: {}\n", registries.display());
+    d.spawn();
+    let tar = archive(&d);
+    reg.push(&tar, "tools/busybox:1.0", None);
+    let image = format!("{origin}/tools/busybox:1.0");
+    let out = ok(&d.cli(&["image", "pull", &image]));
+    assert!(out.contains(&format!("Pulled {image}")), "{out}");
+    assert!(
+        d.log()
+            .contains(&format!("127.0.0.1:{}", d.net.host_port(2))),
+        "the dead mirror was not tried first"
+    );
+
+    // A multi-platform index: an arm64 entry first, then this machine's (amd64). Both
+    // manifests exist; the arm64 one differs by an annotation.
+    let amd64 = digest_of(&reg, "tools/busybox:1.0", None);
+    let manifest = std::fs::read(reg.blob_file(&amd64)).expect("manifest");
+    let mut arm: serde_json::Value = serde_json::from_slice(&manifest).expect("json");
+    arm["annotations"] = serde_json::json!({"test.berth/platform": "arm64"});
+    let arm_bytes = serde_json::to_vec(&arm).expect("json");
+    let put = |path: &str, media: &str, body: &[u8]| {
+        let f = d.dir.path().join("put.json");
+        std::fs::write(&f, body).expect("write");
+        let o = Command::new("curl")
+            .args(["-sf", "-X", "PUT", "-H"])
+            .arg(format!("Content-Type: {media}"))
+            .arg("--data-binary")
+            .arg(format!("@{}", f.display()))
+            .arg(format!("http://{}/v2/{path}", reg.host()))
+            .output()
+            .expect("curl");
+        assert!(
+            o.status.success(),
+            "PUT {path}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    put(
+        "tools/busybox/manifests/arm64",
+        "application/vnd.oci.image.manifest.v1+json",
+        &arm_bytes,
+    );
+    let arm_digest = digest_of(&reg, "tools/busybox:arm64", None);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm_digest,
+             "size": arm_bytes.len(), "platform": {"os": "linux", "architecture": "arm64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64,
+             "size": manifest.len(), "platform": {"os": "linux", "architecture": "amd64"}},
+        ],
+    });
+    put(
+        "tools/busybox/manifests/multi",
+        "application/vnd.oci.image.index.v1+json",
+        &serde_json::to_vec(&index).expect("json"),
+    );
+    let multi = format!("{}/tools/busybox:multi", reg.host());
+    ok(&d.cli(&["image", "pull", &multi]));
+    let info = ok(&d.cli(&["image", "inspect", &multi, "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&info).expect("json");
+    assert_eq!(v["spec"]["architecture"], "amd64");
+    assert_eq!(v["spec"]["manifestDigest"], amd64.as_str());
+}
