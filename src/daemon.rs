@@ -571,6 +571,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             message,
         })?;
     tokio::task::block_in_place(|| crate::ingress::ensure_class(&store))?;
+    tokio::task::block_in_place(|| crate::storage::ensure_class(&store))?;
     let kubelet = tokio::task::block_in_place(|| {
         crate::kubelet::Kubelet::new(
             crate::kubelet::KubeletConfig {
@@ -613,6 +614,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let settings = crate::controllers::Settings {
         job_back_off_base: std::time::Duration::from_millis(config.job_back_off_base_millis.max(1)),
+        volumes_dir: config.state_dir.join(crate::storage::VOLUMES_DIR),
     };
     let mut controllers = crate::controllers::start(
         store.clone(),

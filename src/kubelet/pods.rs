@@ -346,7 +346,8 @@ impl Lookup for StoreLookup<'_> {
 impl volumes::ObjectLookup for StoreLookup<'_> {
     fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let rt = registry::by_kind("v1", kind)?;
-        self.0.get(rt, Some(namespace), name).ok()
+        let ns = rt.namespaced.then_some(namespace);
+        self.0.get(rt, ns, name).ok()
     }
 }
 
@@ -924,7 +925,7 @@ impl Worker {
         let dir = self.ctx.pod_dir(&self.uid).join("volumes");
         let over = blocking(move || {
             limits.into_iter().find(|(name, _, bytes)| {
-                volumes::disk_usage(&dir.join(name)).is_ok_and(|used| used > *bytes)
+                crate::storage::disk_usage(&dir.join(name)).is_ok_and(|used| used > *bytes)
             })
         })
         .await
