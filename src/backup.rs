@@ -625,7 +625,16 @@ pub fn restore(
         checked.manifest.berth_version
     )];
     lines.extend(unpack(file, &checked, &target)?.lines);
+    let secrets_key = if key_file.exists() {
+        Some(std::sync::Arc::new(
+            crate::store::seal::SecretsKey::load_or_create(key_file)
+                .map_err(|e| BackupError::Store(e.to_string()))?,
+        ))
+    } else {
+        None
+    };
     let opts = crate::store::StoreOptions {
+        secrets_key,
         history_limit: config.watch_history.max(1),
         service_ranges: config.service_ranges().map_err(BackupError::Refused)?,
         ..Default::default()

@@ -534,7 +534,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         source,
     })?;
     let _lock = lock_state_dir(&config.state_dir)?;
+    let key_file = config.state_dir.join(crate::backup::KEY_ENTRY);
+    let secrets_key =
+        crate::store::seal::SecretsKey::load_or_create(&key_file).map_err(|e| DaemonError::Io {
+            path: key_file.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
     let store_opts = StoreOptions {
+        secrets_key: Some(Arc::new(secrets_key)),
         history_limit: config.watch_history.max(1),
         service_ranges: config
             .service_ranges()
@@ -604,7 +611,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             write_group,
             backup: Some(crate::server::BackupPaths {
                 state_dir: config.state_dir.clone(),
-                key_file: None,
+                key_file: Some(key_file.clone()),
                 config_file: config.config_file.clone(),
                 node_name: host.name.clone(),
             }),

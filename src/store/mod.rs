@@ -11,6 +11,7 @@
 //! The layout is documented in [`schema`].
 
 pub mod schema;
+pub mod seal;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -64,6 +65,13 @@ pub enum StoreError {
         #[source]
         source: heed::Error,
     },
+    #[error(transparent)]
+    Seal(#[from] seal::SealError),
+    #[error(
+        "the store {} holds encrypted Secrets but no secrets key was given; restore the key (<stateDir>/secrets.key) from your backup",
+        .path.display()
+    )]
+    NoSecretsKey { path: PathBuf },
     #[error("cannot create the state directory {}: {source}", .path.display())]
     StateDir {
         path: PathBuf,
@@ -91,6 +99,8 @@ pub struct StoreOptions {
     pub map_size: usize,
     /// Where Services' cluster IPs and node ports are allocated from.
     pub service_ranges: ServiceRanges,
+    /// Seals Secrets at rest; `None` (tests, tools): Secrets are stored as they are.
+    pub secrets_key: Option<Arc<seal::SecretsKey>>,
 }
 
 impl Default for StoreOptions {
@@ -99,6 +109,7 @@ impl Default for StoreOptions {
             history_limit: 10_000,
             map_size: 8 << 30,
             service_ranges: ServiceRanges::default(),
+            secrets_key: None,
         }
     }
 }
@@ -194,6 +205,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The group-resource of Secrets, sealed at rest.
+const SECRETS: &str = "secrets";
+
 /// The finalizer that keeps a claim while pods use it.
 pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 
@@ -249,6 +263,7 @@ impl Store {
             opts,
         };
         store.migrate()?;
+        store.seal_existing()?;
         Ok(store)
     }
 
@@ -294,6 +309,93 @@ impl Store {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// Seals a Secret's bytes when the store has a key.
+    fn seal(&self, bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        match &self.opts.secrets_key {
+            Some(k) => Ok(k.seal(&bytes)?),
+            None => Ok(bytes),
+        }
+    }
+
+    /// Opens a sealed value; anything else is returned as it is.
+    fn unseal<'a>(&self, bytes: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, StoreError> {
+        if !seal::is_sealed(bytes) {
+            return Ok(std::borrow::Cow::Borrowed(bytes));
+        }
+        match &self.opts.secrets_key {
+            Some(k) => Ok(std::borrow::Cow::Owned(k.open(bytes)?)),
+            None => Err(StoreError::NoSecretsKey {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    /// Seals the Secrets (objects and history) still stored in plain text — those of a
+    /// store from before sealing — in one transaction; checks that sealed ones open with
+    /// this key. Without a key, a store holding sealed Secrets is refused.
+    fn seal_existing(&self) -> Result<(), StoreError> {
+        let prefix = schema::object_prefix(SECRETS, None);
+        let mut txn = self.env.write_txn().map_err(self.lmdb("begin write"))?;
+        let mut plain: Vec<(String, Vec<u8>)> = Vec::new();
+        for item in self
+            .dbs
+            .objects
+            .prefix_iter(&txn, &prefix)
+            .map_err(self.lmdb("list secrets"))?
+        {
+            let (key, bytes) = item.map_err(self.lmdb("list secrets"))?;
+            if seal::is_sealed(bytes) {
+                // Fails here, at open, when the key is not the one they were sealed with.
+                self.unseal(bytes)?;
+            } else {
+                plain.push((key.to_string(), bytes.to_vec()));
+            }
+        }
+        let mut history: Vec<(u64, Vec<u8>)> = Vec::new();
+        for item in self
+            .dbs
+            .history
+            .iter(&txn)
+            .map_err(self.lmdb("read history"))?
+        {
+            let (rev, bytes) = item.map_err(self.lmdb("read history"))?;
+            if seal::is_sealed(bytes) {
+                continue;
+            }
+            let is_secret = serde_json::from_slice::<Value>(bytes)
+                .ok()
+                .is_some_and(|e| e["resource"] == SECRETS);
+            if is_secret {
+                history.push((rev, bytes.to_vec()));
+            }
+        }
+        if self.opts.secrets_key.is_none() || (plain.is_empty() && history.is_empty()) {
+            return Ok(());
+        }
+        let (n, h) = (plain.len(), history.len());
+        for (key, bytes) in plain {
+            let sealed = self.seal(bytes)?;
+            self.dbs
+                .objects
+                .put(&mut txn, &key, &sealed)
+                .map_err(self.lmdb("seal a secret"))?;
+        }
+        for (rev, bytes) in history {
+            let sealed = self.seal(bytes)?;
+            self.dbs
+                .history
+                .put(&mut txn, &rev, &sealed)
+                .map_err(self.lmdb("seal a secret's history"))?;
+        }
+        txn.commit().map_err(self.lmdb("commit"))?;
+        tracing::info!(
+            secrets = n,
+            history = h,
+            "sealed the Secrets stored in plain text"
+        );
+        Ok(())
     }
 
     /// A piece of node-local state (see `schema.rs`, database `local`).
@@ -416,7 +518,7 @@ impl Store {
         let key = schema::object_key(&rt.group_resource(), ns, name);
         let txn = self.env.read_txn().map_err(self.lmdb("begin read"))?;
         match self.dbs.objects.get(&txn, &key).map_err(self.lmdb("get"))? {
-            Some(bytes) => Self::parse(&key, bytes),
+            Some(bytes) => Self::parse(&key, &self.unseal(bytes)?),
             None => Err(ApiError::NotFound(rt.resource_ref(name)).into()),
         }
     }
@@ -467,7 +569,7 @@ impl Store {
             .map_err(self.lmdb("list"))?
         {
             let (_, bytes) = item.map_err(self.lmdb("list"))?;
-            out.push(bytes.to_vec());
+            out.push(self.unseal(bytes)?.into_owned());
         }
         Ok((out, revision))
     }
@@ -509,7 +611,7 @@ impl Store {
         {
             let (rev, v) = item.map_err(self.lmdb("read history"))?;
             let key = format!("history/{rev}");
-            let entry = Self::parse(&key, v)?;
+            let entry = Self::parse(&key, &self.unseal(v)?)?;
             let resource = entry["resource"]
                 .as_str()
                 .and_then(registry::by_group_resource);
@@ -559,7 +661,7 @@ impl Store {
 
     fn get_in(&self, txn: &RwTxn<'_>, key: &str) -> Result<Option<Value>, StoreError> {
         match self.dbs.objects.get(txn, key).map_err(self.lmdb("get"))? {
-            Some(bytes) => Ok(Some(Self::parse(key, bytes)?)),
+            Some(bytes) => Ok(Some(Self::parse(key, &self.unseal(bytes)?)?)),
             None => Ok(None),
         }
     }
@@ -600,6 +702,8 @@ impl Store {
             key: key.to_string(),
             source,
         })?;
+        let secret = rt.group_resource() == SECRETS;
+        let bytes = if secret { self.seal(bytes)? } else { bytes };
         if kind == EventType::Deleted {
             self.dbs
                 .objects
@@ -616,6 +720,7 @@ impl Store {
             key: key.to_string(),
             source,
         })?;
+        let entry = if secret { self.seal(entry)? } else { entry };
         self.dbs
             .history
             .put(txn, &revision, &entry)

@@ -461,3 +461,47 @@ fn ingresses_without_a_class_get_the_newest_default_class() {
         .expect("create");
     assert_eq!(named["spec"]["ingressClassName"], "plain");
 }
+
+#[test]
+fn secrets_stored_before_sealing_are_sealed_at_the_next_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "old", "namespace": "default"},
+        "stringData": {"pw": "PlainBeforeSealing"}});
+    {
+        // A store from before sealing (no key): the Secret is stored as it is.
+        let s = open(dir.path());
+        s.create(
+            by_kind("v1", "Namespace").expect("ns"),
+            None,
+            ns("default"),
+            false,
+        )
+        .ok();
+        s.create(
+            by_kind("v1", "Secret").expect("rt"),
+            Some("default"),
+            secret,
+            false,
+        )
+        .expect("create");
+    }
+    let data = || std::fs::read(dir.path().join("data.mdb")).expect("data.mdb");
+    let b64 = "UGxhaW5CZWZvcmVTZWFsaW5n";
+    assert!(data().windows(b64.len()).any(|w| w == b64.as_bytes()));
+    let key = Arc::new(seal::SecretsKey::load_or_create(&dir.path().join("k")).expect("key"));
+    let opts = StoreOptions {
+        secrets_key: Some(key),
+        ..Default::default()
+    };
+    let s = Store::open(dir.path(), opts).expect("open with a key");
+    let got = s
+        .get(by_kind("v1", "Secret").expect("rt"), Some("default"), "old")
+        .expect("get");
+    assert_eq!(got["data"]["pw"], b64);
+    drop(s);
+    // LMDB reuses pages: the plain copy may linger in free pages until overwritten, so
+    // look at what the database holds, through a store without the key: it is refused.
+    let e = Store::open(dir.path(), StoreOptions::default()).expect_err("sealed without a key");
+    assert!(matches!(e, StoreError::NoSecretsKey { .. }), "{e}");
+}
