@@ -491,7 +491,11 @@ fn bad_input_fails_clearly_and_changes_nothing() {
         );
         fails(
             &["rollout", verb, "pod/web"],
-            &format!("error: rollout {verb} supports deployments only, not pods"),
+            &if verb == "status" {
+                "error: rollout status supports deployments and statefulsets, not pods".to_string()
+            } else {
+                format!("error: rollout {verb} supports deployments only, not pods")
+            },
         );
     }
     fails(

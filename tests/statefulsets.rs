@@ -189,6 +189,11 @@ fn a_statefulset_starts_in_order_scales_down_in_reverse_and_rolls_by_partition()
     });
     assert_eq!(s["status"]["currentRevision"], rev1.as_str());
     assert_eq!(s["status"]["currentReplicas"], 2);
+    let o = ok(&d.cli(&["rollout", "status", "sts/web"]));
+    assert!(
+        o.contains("partitioned roll out complete: 1 new pods have been updated..."),
+        "{o}"
+    );
     // A deleted pod below the partition comes back on the old revision.
     ok(&d.cli(&["delete", "pod", "web-0"]));
     let p = all_ready(&d, 3);
@@ -223,6 +228,11 @@ fn a_statefulset_starts_in_order_scales_down_in_reverse_and_rolls_by_partition()
         (s["status"]["currentRevision"] == rev2.as_str() && s["status"]["currentReplicas"] == 3)
             .then_some(())
     });
+    let o = ok(&d.cli(&["rollout", "status", "statefulset", "web"]));
+    assert!(
+        o.contains("partitioned roll out complete: 3 new pods have been updated..."),
+        "{o}"
+    );
 
     // Scale down: the highest ordinal goes first, each only once the one above is gone.
     ok(&d.cli(&["scale", "sts", "web", "--replicas=1"]));

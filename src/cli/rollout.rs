@@ -275,20 +275,28 @@ fn parse_timeout(s: &str) -> Result<Option<std::time::Duration>, CliError> {
 
 async fn status(client: &Client, a: StatusArgs) -> Result<(), CliError> {
     let ns = namespace_or_default(&a.targets.namespace);
-    let names = deployment_targets(&a.targets.resources, "status")?;
-    let [name] = names.as_slice() else {
+    let targets = targets(&a.targets.resources)?;
+    let [(rt, name)] = targets.as_slice() else {
         return Err(CliError::Usage(
-            "rollout status follows one deployment at a time".into(),
+            "rollout status follows one deployment or statefulset at a time".into(),
         ));
     };
+    if !matches!(rt.kind, "Deployment" | "StatefulSet") {
+        return Err(CliError::Usage(format!(
+            "rollout status supports deployments and statefulsets, not {}",
+            rt.plural
+        )));
+    }
     let options = StatusOptions {
         revision: (a.revision > 0).then_some(a.revision),
         watch: a.watch,
         timeout: parse_timeout(&a.timeout)?,
     };
-    rollout::wait_rollout(client, &ns, name, &options, |s| println!("{}", s.message))
-        .await
-        .map_err(failed)?;
+    rollout::wait_rollout(client, rt, &ns, name, &options, |s| {
+        println!("{}", s.message)
+    })
+    .await
+    .map_err(failed)?;
     Ok(())
 }
 
