@@ -348,3 +348,59 @@ spec:
     ok(&d.cli(&["delete", "sts", "web"]));
     eventually(60, "pods gone", || pods(&d).is_empty().then_some(()));
 }
+
+#[test]
+fn claims_come_from_the_templates_and_follow_the_retention_policy() {
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let yaml = web(2, "1", "{type: RollingUpdate}").replace(
+        "  serviceName: nginx\n",
+        "  serviceName: nginx
+  podManagementPolicy: Parallel
+  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Retain}
+  volumeClaimTemplates:
+  - metadata: {name: www}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Mi}}
+",
+    );
+    d.apply_yaml("web", &yaml);
+    let claims = |d: &TestDaemon| -> Vec<String> {
+        d.get_json(&["pvc"])
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| c["metadata"]["deletionTimestamp"].is_null())
+            .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    eventually(60, "a claim and a pod per ordinal", || {
+        let c = claims(&d);
+        (c == ["www-web-0", "www-web-1"] && pods(&d).len() == 2).then_some(())
+    });
+    let c = d.get_json(&["pvc", "www-web-1"]).expect("the claim");
+    assert_eq!(c["metadata"]["labels"]["app"], "sts-test");
+    assert_eq!(c["metadata"]["ownerReferences"][0]["kind"], "StatefulSet");
+    assert_eq!(c["spec"]["resources"]["requests"]["storage"], "1Mi");
+    let p = d.get_json(&["pod", "web-1"]).expect("the pod");
+    let vol = p["spec"]["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == "www").cloned())
+        .expect("the claim's volume");
+    assert_eq!(vol["persistentVolumeClaim"]["claimName"], "www-web-1");
+    let events = stdout(&d.cli(&["events", "--for", "statefulset/web"]));
+    assert!(
+        events.contains("create Claim www-web-1 Pod web-1 in StatefulSet web success"),
+        "{events}"
+    );
+    // Scaled down (whenScaled: Retain): the claim stays.
+    ok(&d.cli(&["scale", "sts", "web", "--replicas=1"]));
+    eventually(60, "web-1 gone", || (pods(&d).len() == 1).then_some(()));
+    assert_eq!(claims(&d), ["www-web-0", "www-web-1"]);
+    // Deleted (whenDeleted: Delete): the claims go with the set.
+    ok(&d.cli(&["delete", "sts", "web"]));
+    eventually(60, "pods and claims gone", || {
+        (pods(&d).is_empty() && claims(&d).is_empty()).then_some(())
+    });
+}

@@ -609,8 +609,8 @@ fn delete_pod(store: &Store, events: &Recorder, sts: &Value, p: &Value) -> Resul
     }
 }
 
-/// `whenScaled: Delete`: the condemned pod's claims get the pod as an owner, so the garbage
-/// collector removes them once the pod is gone.
+/// `whenScaled: Delete`: the condemned pod's claims get the pod as their owner (instead of
+/// the set), so the garbage collector removes them once the pod is gone.
 fn own_claims_by_pod(store: &Store, sts: &Value, pod: &Value) -> Result<(), StoreError> {
     let Some(ordinal) = ordinal_of(meta::name(sts), meta::name(pod)) else {
         return Ok(());
@@ -620,6 +620,7 @@ fn own_claims_by_pod(store: &Store, sts: &Value, pod: &Value) -> Result<(), Stor
         let name = claim_name(meta::name(&tmpl), meta::name(sts), ordinal);
         let oref = owner_ref("Pod", "v1", pod, false);
         let pod_uid = meta::uid(pod).to_string();
+        let set_uid = meta::uid(sts).to_string();
         match store.update_with(
             claim_rt,
             Some(meta::namespace(sts)),
@@ -636,6 +637,8 @@ fn own_claims_by_pod(store: &Store, sts: &Value, pod: &Value) -> Result<(), Stor
                 if refs.iter().any(|r| r["uid"] == pod_uid.as_str()) {
                     return Err(ApiError::bad_request("already owned"));
                 }
+                // The pod alone owns it now, so it goes with the pod.
+                refs.retain(|r| r["uid"] != set_uid.as_str());
                 refs.push(oref.clone());
                 cur["metadata"]["ownerReferences"] = Value::Array(refs);
                 Ok(cur)
