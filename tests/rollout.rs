@@ -491,8 +491,8 @@ fn bad_input_fails_clearly_and_changes_nothing() {
         );
         fails(
             &["rollout", verb, "pod/web"],
-            &if verb == "status" {
-                "error: rollout status supports deployments and statefulsets, not pods".to_string()
+            &if matches!(verb, "status" | "history" | "undo") {
+                format!("error: rollout {verb} supports deployments and statefulsets, not pods")
             } else {
                 format!("error: rollout {verb} supports deployments only, not pods")
             },

@@ -234,6 +234,34 @@ fn a_statefulset_starts_in_order_scales_down_in_reverse_and_rolls_by_partition()
         "{o}"
     );
 
+    let o = ok(&d.cli(&["rollout", "history", "sts/web"]));
+    assert!(o.starts_with("statefulset.apps/web\nREVISION"), "{o}");
+    assert!(o.contains("\n1 ") && o.contains("\n2 "), "{o}");
+    let o = ok(&d.cli(&["rollout", "history", "sts/web", "--revision=1"]));
+    assert!(o.contains("VERSION:") && o.contains("1"), "{o}");
+
+    // Undo: the previous template again, rolled out; its revision becomes the newest.
+    let o = ok(&d.cli(&["rollout", "undo", "sts/web"]));
+    assert!(o.contains("statefulset.apps/web rolled back"), "{o}");
+    eventually(180, "every pod back on the first revision", || {
+        make_ready(&d);
+        let p = pods(&d);
+        (p.len() == 3
+            && p.iter()
+                .all(|p| running(p) && is_ready(p) && revision(p) == rev1))
+        .then_some(())
+    });
+    let revs = d.get_json(&["controllerrevisions"]).expect("revisions");
+    let first = revs["items"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|r| r["metadata"]["name"] == rev1.as_str())
+                .cloned()
+        })
+        .expect("the first revision");
+    assert_eq!(first["revision"], 3);
+
     // Scale down: the highest ordinal goes first, each only once the one above is gone.
     ok(&d.cli(&["scale", "sts", "web", "--replicas=1"]));
     eventually(120, "one pod left", || {

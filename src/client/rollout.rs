@@ -91,6 +91,8 @@ pub enum RolloutError {
     NoRevision { name: String },
     #[error("{kind} \"{name}\" was deleted while waiting for its rollout")]
     Deleted { kind: &'static str, name: String },
+    #[error("no last revision to roll back to")]
+    NoLastRevision,
     #[error("rollout status is only available for RollingUpdate strategy type")]
     NotRollingUpdate,
     #[error("timed out waiting for the condition")]
@@ -608,6 +610,105 @@ pub async fn list_history(
 ) -> Result<Vec<Revision>, RolloutError> {
     let (deploy, sets) = deployment_and_sets(client, namespace, name).await?;
     Ok(history(&deploy, &sets))
+}
+
+/// The revisions of StatefulSet `sts`: the ControllerRevisions among `revisions` it
+/// controls, oldest first (`replica_set` names the ControllerRevision).
+pub fn statefulset_history(sts: &Value, revisions: &[Value]) -> Vec<Revision> {
+    let mut revs: Vec<Revision> = controlled_by(sts, revisions)
+        .into_iter()
+        .map(|r| {
+            let mut template = r
+                .pointer("/data/spec/template")
+                .cloned()
+                .unwrap_or(Value::Null);
+            if let Some(t) = template.as_object_mut() {
+                t.remove("$patch");
+            }
+            Revision {
+                number: int_at(r, "/revision").unwrap_or(0),
+                change_cause: meta::annotations(r)
+                    .get(CHANGE_CAUSE)
+                    .filter(|c| !c.is_empty())
+                    .cloned(),
+                replica_set: meta::name(r).to_string(),
+                template,
+            }
+        })
+        .collect();
+    revs.sort_by(|a, b| {
+        a.number
+            .cmp(&b.number)
+            .then_with(|| a.replica_set.cmp(&b.replica_set))
+    });
+    revs
+}
+
+/// A StatefulSet and its revisions, oldest first.
+pub async fn list_statefulset_history(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(Value, Vec<Revision>), RolloutError> {
+    let sts = client
+        .get(kind("apps/v1", "StatefulSet")?, Some(namespace), name)
+        .await?;
+    let revisions = client
+        .list(
+            kind("apps/v1", "ControllerRevision")?,
+            Some(namespace),
+            &ListOptions::default(),
+        )
+        .await?
+        .items;
+    let history = statefulset_history(&sts, &revisions);
+    Ok((sts, history))
+}
+
+/// Rolls a StatefulSet back to `to_revision` (0: the one before the newest): its template
+/// becomes the revision's, and the controller rolls the pods.
+pub async fn undo_statefulset(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    to_revision: i64,
+) -> Result<UndoOutcome, RolloutError> {
+    retry_on_conflict(|| async {
+        let (sts, history) = list_statefulset_history(client, namespace, name).await?;
+        let target = if to_revision > 0 {
+            find_revision(&history, to_revision).ok_or(RolloutError::RevisionNotFound {
+                revision: to_revision,
+            })?
+        } else {
+            history
+                .len()
+                .checked_sub(2)
+                .and_then(|i| history.get(i))
+                .ok_or(RolloutError::NoLastRevision)?
+        };
+        let revision = target.number;
+        let current = sts.pointer("/spec/template").unwrap_or(&Value::Null);
+        if templates_match(&target.template, current) {
+            return Ok(UndoOutcome::Skipped { revision });
+        }
+        let mut ops = Vec::new();
+        let rv = meta::resource_version(&sts);
+        if !rv.is_empty() {
+            ops.push(json!({"op": "add", "path": "/metadata/resourceVersion", "value": rv}));
+        }
+        ops.push(json!({"op": "replace", "path": "/spec/template", "value": target.template}));
+        client
+            .patch(
+                kind("apps/v1", "StatefulSet")?,
+                Some(namespace),
+                name,
+                PatchType::Json,
+                &Value::Array(ops),
+            )
+            .await?;
+        Ok(UndoOutcome::RolledBack { revision })
+    })
+    .await
 }
 
 /// What `rollout undo` did.

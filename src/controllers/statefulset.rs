@@ -312,6 +312,13 @@ fn sync_revisions(
     if let Some(o) = data_template.as_object_mut() {
         o.insert("$patch".into(), json!("replace"));
     }
+    // The set's annotations (its change cause) describe the revision, as in Kubernetes.
+    let mut annotations = sts["metadata"]["annotations"].clone();
+    if let Some(a) = annotations.as_object_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    } else {
+        annotations = json!({});
+    }
     let rev = json!({
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
@@ -319,6 +326,7 @@ fn sync_revisions(
             "name": format!("{}-{hash}", meta::name(sts)),
             "namespace": ns,
             "labels": labels,
+            "annotations": annotations,
             "ownerReferences": [owner_ref("StatefulSet", "apps/v1", sts, true)],
         },
         "data": {"spec": {"template": data_template}},
