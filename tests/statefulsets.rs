@@ -432,3 +432,46 @@ fn claims_come_from_the_templates_and_follow_the_retention_policy() {
         (pods(&d).is_empty() && claims(&d).is_empty()).then_some(())
     });
 }
+
+#[test]
+fn ordinals_start_where_asked_and_orphans_are_adopted() {
+    let d = TestDaemon::start();
+    d.import_busybox();
+    // An orphan pod the set's selector matches, named as the set's first pod.
+    d.apply_yaml(
+        "orphan",
+        "apiVersion: v1
+kind: Pod
+metadata: {name: web-5, labels: {app: sts-test}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: main, image: berth.local/busybox:latest, imagePullPolicy: Never, command: [sleep, '3600']}
+",
+    );
+    let yaml = web(2, "1", "{type: OnDelete}").replace(
+        "  serviceName: nginx\n",
+        "  serviceName: nginx\n  podManagementPolicy: Parallel\n  ordinals: {start: 5}\n",
+    );
+    d.apply_yaml("web", &yaml);
+    let p = eventually(60, "web-5 and web-6", || {
+        let p = pods(&d);
+        let names: Vec<&str> = p
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str())
+            .collect();
+        (names.len() == 2 && names.contains(&"web-5") && names.contains(&"web-6"))
+            .then_some(p.clone())
+    });
+    let orphan = pod(&p, "web-5").expect("web-5");
+    assert_eq!(
+        orphan["metadata"]["ownerReferences"][0]["kind"],
+        "StatefulSet"
+    );
+    assert_eq!(
+        pod(&p, "web-6").expect("web-6")["metadata"]["labels"]["apps.kubernetes.io/pod-index"],
+        "6"
+    );
+    ok(&d.cli(&["delete", "sts", "web"]));
+    eventually(60, "pods gone", || pods(&d).is_empty().then_some(()));
+}

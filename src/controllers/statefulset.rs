@@ -244,13 +244,20 @@ pub(super) fn reconcile_all(store: &Store, events: &Recorder) -> bool {
         let uid = meta::uid(sts);
         let owned = |v: &&Value| meta::namespace(v) == ns && controller_uid(v) == Some(uid);
         let my_pods: Vec<Value> = pods.iter().filter(owned).cloned().collect();
+        let orphans: Vec<Value> = pods
+            .iter()
+            .filter(|p| {
+                meta::namespace(p) == ns && controller_uid(p).is_none() && !is_terminating(p)
+            })
+            .cloned()
+            .collect();
         let my_revs: Vec<Value> = revisions.iter().filter(owned).cloned().collect();
         let ns_claims: BTreeMap<&str, &Value> = claims
             .iter()
             .filter(|c| meta::namespace(c) == ns)
             .map(|c| (meta::name(c), c))
             .collect();
-        match reconcile(store, events, sts, my_pods, my_revs, &ns_claims) {
+        match reconcile(store, events, sts, my_pods, orphans, my_revs, &ns_claims) {
             Ok(a) => again |= a,
             Err(e) => {
                 tracing::warn!(error = %e, "statefulset reconcile failed; retrying");
@@ -341,7 +348,8 @@ fn reconcile(
     store: &Store,
     events: &Recorder,
     sts: &Value,
-    pods: Vec<Value>,
+    mut pods: Vec<Value>,
+    orphans: Vec<Value>,
     revs: Vec<Value>,
     claims: &BTreeMap<&str, &Value>,
 ) -> Result<bool, StoreError> {
@@ -355,8 +363,42 @@ fn reconcile(
     .ok()
     .and_then(|s| LabelSelector::from_k8s(&s).ok())
     .filter(|s| !s.is_empty());
-    if selector.is_none() {
+    let Some(selector) = selector else {
         return Ok(false);
+    };
+    // Orphans the selector matches are adopted, as Kubernetes' controllers do.
+    for orphan in orphans
+        .iter()
+        .filter(|p| selector.matches(&meta::labels(p)))
+    {
+        let oref = owner_ref("StatefulSet", "apps/v1", sts, true);
+        match store.update_with(
+            pod_rt,
+            Some(ns),
+            meta::name(orphan),
+            Subresource::Main,
+            false,
+            move |cur| {
+                if controller_uid(cur).is_some() {
+                    return Err(ApiError::bad_request("already owned"));
+                }
+                let mut cur = cur.clone();
+                let mut refs = cur
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                refs.push(oref.clone());
+                cur["metadata"]["ownerReferences"] = Value::Array(refs);
+                Ok(cur)
+            },
+        ) {
+            Ok(adopted) => pods.push(adopted),
+            Err(StoreError::Api(
+                ApiError::NotFound(_) | ApiError::BadRequest { .. } | ApiError::Conflict { .. },
+            )) => {}
+            Err(e) => return Err(e),
+        }
     }
     let (revs, update_rev) = sync_revisions(store, sts, revs)?;
     let update_name = meta::name(&update_rev).to_string();
