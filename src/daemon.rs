@@ -94,6 +94,21 @@ pub struct Config {
     pub ingress_http_port: u16,
     /// The Ingress HTTPS port; 0 disables the HTTPS listener.
     pub ingress_https_port: u16,
+    /// Registry mirrors, credentials and CAs for image pulls (k3s' `registries.yaml`
+    /// format); read at each pull, a missing file is no configuration.
+    pub registries_file: PathBuf,
+    /// The registry hosts image pulls may reach (any port); empty: any registry.
+    pub pull_registries: Vec<String>,
+    /// Image GC: unused images go when the image file system is fuller than this percent
+    /// (Kubernetes' `imageGCHighThresholdPercent`)…
+    #[serde(rename = "imageGCHighThresholdPercent")]
+    pub image_gc_high_threshold_percent: u8,
+    /// …down to this percent (`imageGCLowThresholdPercent`).
+    #[serde(rename = "imageGCLowThresholdPercent")]
+    pub image_gc_low_threshold_percent: u8,
+    /// How often the image GC looks, in seconds.
+    #[serde(rename = "imageGCPeriodSeconds")]
+    pub image_gc_period_seconds: u64,
 }
 
 impl Default for Config {
@@ -124,6 +139,11 @@ impl Default for Config {
             ingress_address: "0.0.0.0".to_string(),
             ingress_http_port: 80,
             ingress_https_port: 443,
+            registries_file: PathBuf::from("/etc/berth/registries.yaml"),
+            pull_registries: Vec::new(),
+            image_gc_high_threshold_percent: 85,
+            image_gc_low_threshold_percent: 80,
+            image_gc_period_seconds: 300,
         }
     }
 }
@@ -182,6 +202,17 @@ impl Config {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
+        if config.image_gc_low_threshold_percent >= config.image_gc_high_threshold_percent
+            || config.image_gc_high_threshold_percent > 100
+        {
+            return Err(DaemonError::ConfigInvalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "imageGCLowThresholdPercent ({}) must be below imageGCHighThresholdPercent ({}), which is at most 100",
+                    config.image_gc_low_threshold_percent, config.image_gc_high_threshold_percent
+                ),
+            });
+        }
         config
             .socket_mode_bits()
             .map_err(|message| DaemonError::ConfigInvalid {
@@ -540,6 +571,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             message,
         })?;
     tokio::task::block_in_place(|| crate::ingress::ensure_class(&store))?;
+    tokio::task::block_in_place(|| crate::storage::ensure_class(&store))?;
     let kubelet = tokio::task::block_in_place(|| {
         crate::kubelet::Kubelet::new(
             crate::kubelet::KubeletConfig {
@@ -554,6 +586,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 pod_pids_limit: (config.pod_pids_limit > 0).then_some(config.pod_pids_limit),
                 network: Some(network.clone()),
                 dns,
+                registries_file: Some(config.registries_file.clone()),
+                pull_registries: config.pull_registries.clone(),
+                image_gc: crate::kubelet::images::ImageGc {
+                    high_percent: config.image_gc_high_threshold_percent,
+                    low_percent: config.image_gc_low_threshold_percent,
+                    period: std::time::Duration::from_secs(config.image_gc_period_seconds.max(1)),
+                },
             },
             store.clone(),
         )
@@ -575,6 +614,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let settings = crate::controllers::Settings {
         job_back_off_base: std::time::Duration::from_millis(config.job_back_off_base_millis.max(1)),
+        volumes_dir: config.state_dir.join(crate::storage::VOLUMES_DIR),
     };
     let mut controllers = crate::controllers::start(
         store.clone(),

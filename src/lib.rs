@@ -39,6 +39,9 @@
 //! - [`backup`]: `berth backup`/`berth restore` archives: the store's hot copy, volume
 //!   data, the secrets key and the configuration, checked before anything is restored.
 //!   Depends on `store`.
+//! - [`storage`]: node-local storage shared by the PersistentVolume controller and the
+//!   kubelet: the `local-path` class, its volume directories, usage measurement. Depends on
+//!   `api` and `store`.
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
 //! - [`client`]: the typed API client over the socket. Depends on `api`.
 //! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
@@ -60,5 +63,6 @@ pub mod reset;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;
+pub mod storage;
 pub mod store;
 pub mod tui;

@@ -210,11 +210,18 @@ fn imports_both_formats_mounts_a_rootfs_and_removes_everything() {
         store.inspect("Bad Name"),
         Err(ImageError::InvalidReference { .. })
     ));
-    assert_eq!(store.ensure(REFERENCE, "Never").unwrap().id, img.id);
-    assert_eq!(store.ensure(REFERENCE, "IfNotPresent").unwrap().id, img.id);
-    let never = store.ensure("busybox:1.36", "Never").unwrap_err();
+    let anon = berth::image::PullAuth::default();
+    assert_eq!(store.ensure(REFERENCE, "Never", &anon).unwrap().id, img.id);
+    assert_eq!(
+        store.ensure(REFERENCE, "IfNotPresent", &anon).unwrap().id,
+        img.id
+    );
+    let never = store.ensure("busybox:1.36", "Never", &anon).unwrap_err();
     assert_eq!(never.waiting_reason(), "ErrImageNeverPull");
-    let pull = store.ensure("busybox:1.36", "IfNotPresent").unwrap_err();
+    // Nothing listens on port 9 of the loopback: the pull fails without leaving the host.
+    let pull = store
+        .ensure("127.0.0.1:9/busybox:1.36", "IfNotPresent", &anon)
+        .unwrap_err();
     assert_eq!(pull.waiting_reason(), "ErrImagePull");
 
     // The store survives a reopen.

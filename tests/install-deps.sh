@@ -16,7 +16,10 @@ packages=(
   nftables          # nft: the pod network, Services and NetworkPolicy tables
   iproute2          # ip: the network tests look at links and namespaces
   curl              # the Ingress tests (--resolve, --cacert)
-  openssl           # the Ingress tests make their TLS certificates
+  openssl           # the Ingress and registry tests make their TLS certificates
+  docker-registry   # a real registry on loopback for the pull tests (tests/registry.rs)
+  skopeo            # pushes the test image into it
+  apache2-utils     # htpasswd for the registry's auth
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -475,3 +475,81 @@ spec:
     ok(&d.cli(&["delete", "sts", "web"]));
     eventually(60, "pods gone", || pods(&d).is_empty().then_some(()));
 }
+
+#[test]
+fn each_pod_keeps_its_own_claim_and_data_across_deletion() {
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let yaml = web(3, "1", "{type: RollingUpdate}")
+        .replace(
+            "        command: [sleep, '3600']\n",
+            "        command: [sh, -c, '[ -f /data/id ] || hostname > /data/id; exec sleep 3600']
+        volumeMounts: [{name: data, mountPath: /data}]
+",
+        )
+        .replace(
+            "  serviceName: nginx\n",
+            "  serviceName: nginx
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 16Mi}}
+",
+        );
+    d.apply_yaml("web", &yaml);
+    // Ordered start: each pod only once the one below is Ready.
+    for (ready, next) in [("web-0", "web-1"), ("web-1", "web-2")] {
+        let p = eventually(120, &format!("{ready} running"), || {
+            let p = pods(&d);
+            pod(&p, ready).filter(|p| running(p)).map(|_| p.clone())
+        });
+        assert!(
+            pod(&p, next).is_none(),
+            "{next} created before {ready} was Ready"
+        );
+        ok(&d.cli(&["exec", ready, "--", "touch", "/tmp/ready"]));
+    }
+    all_ready(&d, 3);
+    let read = |name: &str, file: &str| {
+        stdout(&d.cli(&["exec", name, "--", "cat", &format!("/data/{file}")]))
+            .trim()
+            .to_string()
+    };
+    for name in ["web-0", "web-1", "web-2"] {
+        assert_eq!(read(name, "id"), name, "{name} sees its own claim");
+        ok(&d.cli(&[
+            "exec",
+            name,
+            "--",
+            "sh",
+            "-c",
+            &format!("echo kept-{name} > /data/note"),
+        ]));
+        let c = d
+            .get_json(&["pvc", &format!("data-{name}")])
+            .expect("claim");
+        assert_eq!(c["status"]["phase"], "Bound", "{c}");
+    }
+    // A deleted pod comes back under its name, with its own data.
+    let uid = pod(&pods(&d), "web-1").expect("web-1")["metadata"]["uid"].clone();
+    ok(&d.cli(&["delete", "pod", "web-1"]));
+    eventually(120, "web-1 recreated", || {
+        make_ready(&d);
+        let p = pods(&d);
+        pod(&p, "web-1")
+            .filter(|p| running(p) && p["metadata"]["uid"] != uid)
+            .map(|_| ())
+    });
+    assert_eq!(read("web-1", "id"), "web-1");
+    assert_eq!(read("web-1", "note"), "kept-web-1");
+    // The claims stay after the set is gone (whenDeleted: Retain).
+    ok(&d.cli(&["delete", "sts", "web"]));
+    eventually(60, "pods gone", || pods(&d).is_empty().then_some(()));
+    for name in ["web-0", "web-1", "web-2"] {
+        assert!(d.get_json(&["pvc", &format!("data-{name}")]).is_some());
+    }
+    for name in ["web-0", "web-1", "web-2"] {
+        ok(&d.cli(&["delete", "pvc", &format!("data-{name}")]));
+    }
+}

@@ -372,6 +372,11 @@ pub fn columns(rt: &ResourceType) -> Vec<Column> {
                 "Storage capacity of the bound volume.",
             ),
             col(
+                "Used",
+                "string",
+                "Bytes the volume holds, as berth last measured them.",
+            ),
+            col(
                 "Access Modes",
                 "string",
                 "How the bound volume can be mounted.",
@@ -649,6 +654,12 @@ pub fn row(rt: &ResourceType, obj: &Value, now: Timestamp) -> Vec<Value> {
                 json!(terminating_or(obj, str_at(obj, "/status/phase"))),
                 json!(volume),
                 json!(capacity),
+                json!(
+                    annotation(obj, "berth.io/used-bytes")
+                        .and_then(|b| b.parse::<u64>().ok())
+                        .map(binary_bytes)
+                        .unwrap_or_default()
+                ),
                 json!(modes),
                 json!(class),
                 json!(or_unset(str_at(obj, "/spec/volumeAttributesClassName"))),
@@ -1663,6 +1674,25 @@ pub fn format_labels(map: Option<&Value>) -> String {
 }
 
 /// A resource quantity or int-or-string as written (`500m`, `1Gi`, `25%`, `3`).
+/// Bytes in binary units as Kubernetes writes quantities (`512`, `12Ki`, `1.5Mi`).
+fn binary_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["Ki", "Mi", "Gi", "Ti", "Pi"];
+    if b < 1024 {
+        return b.to_string();
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v >= 10.0 || v.fract() < 0.05 {
+        format!("{v:.0}{}", UNITS[unit])
+    } else {
+        format!("{v:.1}{}", UNITS[unit])
+    }
+}
+
 pub fn quantity_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -2263,6 +2293,8 @@ pub(crate) mod tests {
                 "Bound",
                 "pv-data",
                 "10Gi",
+                // berth's own column (USED, the measured bytes): none measured here.
+                "",
                 "RWO",
                 "local",
                 "<unset>",

@@ -1,4 +1,4 @@
-//! `berth image import | ls | inspect | rm`: the node's local images, through the image
+//! `berth image import | pull | prune | ls | inspect | rm`: the node's local images, through the image
 //! API (`/apis/images.berth.dev/v1/images`).
 
 use clap::{Args, Subcommand};
@@ -25,6 +25,13 @@ pub enum ImageCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Pull an image from its registry (mirrors and credentials: registries.yaml).
+    Pull {
+        /// The image (`nginx:1.27`, `ghcr.io/org/app@sha256:…`).
+        reference: String,
+    },
+    /// Remove every image no container uses.
+    Prune,
     /// List local images.
     #[command(alias = "list")]
     Ls {
@@ -60,6 +67,55 @@ pub async fn image(client: &Client, args: ImageArgs) -> Result<(), CliError> {
     match args.command {
         ImageCommand::Import { file, name } => import(client, &file, name.as_deref()).await,
         ImageCommand::Ls { output, no_trunc } => ls(client, output, no_trunc).await,
+        ImageCommand::Prune => {
+            let v = client
+                .request(
+                    hyper::Method::POST,
+                    &format!("{IMAGES_PATH}?prune=true"),
+                    None,
+                    None,
+                )
+                .await?;
+            let removed: Vec<&str> = v["removed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str())
+                .collect();
+            for r in &removed {
+                println!("Deleted: {r}");
+            }
+            println!("{} image(s) removed", removed.len());
+            Ok(())
+        }
+        ImageCommand::Pull { reference } => {
+            println!("Pulling {reference} …");
+            let started = std::time::Instant::now();
+            let v = client
+                .request(
+                    hyper::Method::POST,
+                    &format!("{IMAGES_PATH}?pull={}", segment(&reference)),
+                    None,
+                    None,
+                )
+                .await?;
+            for img in v["items"].as_array().into_iter().flatten() {
+                println!(
+                    "Pulled {} ({}, {} bytes) in {:.1}s",
+                    img["metadata"]["name"].as_str().unwrap_or_default(),
+                    img["spec"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_start_matches("sha256:")
+                        .chars()
+                        .take(12)
+                        .collect::<String>(),
+                    img["spec"]["size"].as_u64().unwrap_or_default(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        }
         ImageCommand::Inspect { reference, output } => {
             let v = client
                 .request(

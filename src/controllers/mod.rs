@@ -7,6 +7,7 @@ pub mod endpoints;
 mod gc;
 mod job;
 mod namespace;
+mod persistentvolume;
 mod replicaset;
 mod statefulset;
 
@@ -19,17 +20,20 @@ use crate::api::{ApiError, meta};
 use crate::store::{Change, Store, StoreError, Subresource};
 
 /// Tunables of the controllers, from the daemon's configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// The first delay before the Job controller replaces a failed pod (Kubernetes: 10 s);
     /// it doubles with each further failure, up to six minutes.
     pub job_back_off_base: Duration,
+    /// Where local-path volumes are made (`<stateDir>/volumes`).
+    pub volumes_dir: std::path::PathBuf,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             job_back_off_base: Duration::from_secs(10),
+            volumes_dir: std::path::PathBuf::from("/var/lib/berth/volumes"),
         }
     }
 }
@@ -57,7 +61,18 @@ pub fn start(
     let cronjobs = move |s: &Store| cronjob::reconcile_all(s, &cj_events);
     let sts_events = crate::events::Recorder::new(store.clone(), "statefulset-controller", node);
     let statefulsets = move |s: &Store| statefulset::reconcile_all(s, &sts_events);
+    let pv = Arc::new(persistentvolume::PvController::new(
+        crate::events::Recorder::new(store.clone(), "persistentvolume-controller", node),
+        settings.volumes_dir.clone(),
+    ));
+    let volumes = move |s: &Store| persistentvolume::reconcile_all(s, &pv);
     vec![
+        tokio::spawn(run_loop(
+            store.clone(),
+            shutdown.clone(),
+            persistentvolume::relevant,
+            volumes,
+        )),
         tokio::spawn(run_loop(
             store.clone(),
             shutdown.clone(),

@@ -87,6 +87,35 @@ impl StagedArchive {
     }
 
     /// The file at `path` (following links inside the archive), if the archive has it.
+    /// Adds a file already on disk (a pull's download) under `name`, hashing it.
+    pub fn add_file(&mut self, name: &str, path: &Path) -> Result<(), ImageError> {
+        let mut f = File::open(path).map_err(|e| ImageError::io("open", path, e))?;
+        let mut w = HashingWriter::new(io::sink());
+        io::copy(&mut f, &mut w).map_err(|e| ImageError::io("read", path, e))?;
+        let (_, digest, size) = w.finish();
+        self.files.insert(
+            name.to_string(),
+            StagedFile {
+                path: path.to_path_buf(),
+                digest,
+                size,
+            },
+        );
+        Ok(())
+    }
+
+    /// Adds `data` as the file `name`, written into `dir`.
+    pub fn add_bytes_file(
+        &mut self,
+        name: &str,
+        dir: &Path,
+        data: &[u8],
+    ) -> Result<(), ImageError> {
+        let path = dir.join(format!("b-{}", self.files.len()));
+        std::fs::write(&path, data).map_err(|e| ImageError::io("write", &path, e))?;
+        self.add_file(name, &path)
+    }
+
     pub fn get(&self, path: &str) -> Option<&StagedFile> {
         let mut name = normalise_entry(path.as_bytes()).ok()??;
         for _ in 0..MAX_LINK_HOPS {

@@ -209,6 +209,14 @@ pub enum ImageError {
     )]
     PullUnsupported { image: String },
 
+    /// Every endpoint of the image's registry failed (Kubernetes' `ErrImagePull`).
+    #[error("failed to pull and unpack image \"{image}\": {reason}")]
+    PullFailed { image: String, reason: String },
+
+    /// `registries.yaml` is not valid.
+    #[error("invalid registries configuration {}: {message}", path.display())]
+    RegistriesConfig { path: PathBuf, message: String },
+
     /// `imagePullPolicy` is not one of Kubernetes' three values.
     #[error(
         "unsupported image pull policy \"{policy}\": supported values: \"Always\", \"IfNotPresent\", \"Never\""
@@ -221,7 +229,7 @@ impl ImageError {
     pub fn waiting_reason(&self) -> &'static str {
         match self {
             ImageError::NeverPull { .. } => "ErrImageNeverPull",
-            ImageError::PullUnsupported { .. } => "ErrImagePull",
+            ImageError::PullUnsupported { .. } | ImageError::PullFailed { .. } => "ErrImagePull",
             ImageError::InvalidReference { .. } => "InvalidImageName",
             ImageError::NotFound { .. } | ImageError::Ambiguous { .. } => "ErrImagePull",
             ImageError::NoCommand => "CreateContainerError",

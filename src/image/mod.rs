@@ -6,7 +6,8 @@
 //! its diff id before the store changes. The kubelet asks [`ImageStore::ensure`] for the
 //! image of a container (applying `imagePullPolicy`), builds the process from
 //! [`command_for`] and [`merge_env`], and mounts the rootfs with
-//! [`ImageStore::mount_rootfs`]. Pulling from registries comes later ([`ImageStore::pull`]).
+//! [`ImageStore::mount_rootfs`]. [`ImageStore::pull`] fetches images from registries
+//! ([`registry`]) into the same pipeline as an import.
 //!
 //! On disk, under the store's directory (normally `<state-dir>/images`):
 //!
@@ -20,6 +21,7 @@
 //! ├── layers/sha256/<hex>/     one unpacked layer per diff id (sha256 of the uncompressed
 //! │                            tar), whiteouts already in overlayfs form; read-only lower
 //! │                            dirs shared by every container of every image that has it
+//! ├── partial/<hex>            blobs of pulls not finished yet (resumed by the next pull)
 //! └── tmp/                     staging for imports and deletions; emptied at open
 //!     ├── import-<uuid>/       the archive's files under generated names, unpacked layers
 //!     └── delete-<uuid>/       a layer being deleted (renamed here first)
@@ -37,6 +39,7 @@ mod import;
 mod layer;
 mod pull;
 mod reference;
+pub mod registry;
 pub mod rootfs;
 mod spec;
 mod store;
@@ -47,6 +50,7 @@ pub use error::ImageError;
 pub use layer::Compression;
 pub use pull::{PullPolicy, pull_decision};
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference, normalize};
+pub use registry::{PullAuth, Registries};
 pub use rootfs::{RootFs, is_mounted, remove_rootfs, unmount_rootfs};
 pub use spec::{ImageConfig, ImageInfo, LayerInfo};
 pub use store::{ImageStore, RemoveReport};

@@ -39,6 +39,9 @@ const INDEX_VERSION: u32 = 1;
 const BLOBS_DIR: &str = "blobs/sha256";
 const LAYERS_DIR: &str = "layers/sha256";
 const TMP_DIR: &str = "tmp";
+const PARTIAL_DIR: &str = "partial";
+/// The registry domain of images that exist only on this node (imported, never pulled).
+pub const LOCAL_DOMAIN: &str = "berth.local";
 /// Id prefixes shorter than this are not looked up (too likely to match by accident).
 const MIN_ID_PREFIX: usize = 3;
 
@@ -67,6 +70,10 @@ pub struct ImageStore {
     ops: Mutex<()>,
     /// The index, sorted by reference; the in-memory copy of `images.json`.
     index: Mutex<Vec<ImageInfo>>,
+    /// `registries.yaml` (mirrors, credentials, CAs), read at each pull.
+    registries_file: Option<PathBuf>,
+    /// The registry hosts pulls may reach; empty: any.
+    pull_registries: Vec<String>,
 }
 
 impl ImageStore {
@@ -101,10 +108,24 @@ impl ImageStore {
             root: dir.to_path_buf(),
             ops: Mutex::new(()),
             index: Mutex::new(images),
+            registries_file: None,
+            pull_registries: Vec::new(),
         };
         let images = store.images();
         store.collect_garbage(&images)?;
         Ok(store)
+    }
+
+    /// Reads mirrors, credentials and CAs for pulls from `path` (k3s' `registries.yaml`).
+    pub fn with_registries_file(mut self, path: PathBuf) -> ImageStore {
+        self.registries_file = Some(path);
+        self
+    }
+
+    /// Limits pulls to these registry hosts (any port); empty: any registry.
+    pub fn with_pull_registries(mut self, hosts: Vec<String>) -> ImageStore {
+        self.pull_registries = hosts;
+        self
     }
 
     /// The store's directory.
@@ -124,7 +145,61 @@ impl ImageStore {
         let _ops = lock(&self.ops);
         let staging = TempDir::create(&self.root.join(TMP_DIR), "import")?;
         let archive = StagedArchive::stage(reader, staging.path())?;
-        let pending = read_images(&archive, staging.path(), name)?;
+        self.import_staged(&staging, &archive, name)
+    }
+
+    /// Pulls `reference` from its registry (see [`super::registry`]) with the pod's
+    /// credentials, then brings it in exactly as an import does. Blobs of an interrupted
+    /// pull are kept in `partial/` and resumed by the next one.
+    pub fn pull_with(
+        &self,
+        reference: &str,
+        auth: &super::registry::PullAuth,
+    ) -> Result<Vec<ImageInfo>, ImageError> {
+        let r = Reference::parse(reference)?;
+        let registries = match &self.registries_file {
+            Some(p) => super::registry::Registries::load(p)?,
+            None => super::registry::Registries::default(),
+        };
+        let staging = TempDir::create(&self.root.join(TMP_DIR), "pull")?;
+        let partial = self.root.join(PARTIAL_DIR);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ImageError::io("start a runtime for", &self.root, e))?;
+        let fetched = rt.block_on(super::registry::fetch(
+            &r,
+            &registries,
+            auth,
+            staging.path(),
+            &partial,
+            &self.root.join(BLOBS_DIR),
+            &self.pull_registries,
+        ))?;
+        let mut archive = StagedArchive::default();
+        for (name, path) in &fetched.files {
+            archive.add_file(name, path)?;
+        }
+        archive.add_bytes_file(
+            "oci-layout",
+            staging.path(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )?;
+        let _ops = lock(&self.ops);
+        let infos = self.import_staged(&staging, &archive, None)?;
+        for i in &infos {
+            tracing::info!(reference = %i.reference, id = %i.id, "image pulled");
+        }
+        Ok(infos)
+    }
+
+    fn import_staged(
+        &self,
+        staging: &TempDir,
+        archive: &StagedArchive,
+        name: Option<&str>,
+    ) -> Result<Vec<ImageInfo>, ImageError> {
+        let pending = read_images(archive, staging.path(), name)?;
         let known = self.images();
 
         // Unpack and verify every layer the store does not already hold verified. A layer
@@ -291,22 +366,31 @@ impl ImageStore {
         mount_overlay(&lowers, container_dir, &image.reference)
     }
 
-    /// Pulls an image from its registry. Registries come in a later issue; until then this
-    /// says so, with the way to import the image instead.
+    /// Pulls an image from its registry anonymously (or with `registries.yaml`'s credentials).
     pub fn pull(&self, reference: &str) -> Result<Vec<ImageInfo>, ImageError> {
-        Reference::parse(reference)?;
-        Err(ImageError::PullUnsupported {
-            image: reference.to_string(),
-        })
+        self.pull_with(reference, &super::registry::PullAuth::default())
     }
 
     /// The kubelet's image step for one container: applies the pull policy (empty means
     /// Kubernetes' default) and returns the local image to run.
-    pub fn ensure(&self, image: &str, policy: &str) -> Result<ImageInfo, ImageError> {
-        Reference::parse(image)?;
+    pub fn ensure(
+        &self,
+        image: &str,
+        policy: &str,
+        auth: &super::registry::PullAuth,
+    ) -> Result<ImageInfo, ImageError> {
+        let r = Reference::parse(image)?;
         let present = self.resolve(image);
+        if r.domain() == LOCAL_DOMAIN {
+            // Images of the local domain exist only where they were imported: there is no
+            // registry to pull them from, so the local copy is always the current one.
+            pull_decision(policy, image, true)?;
+            return present.ok_or_else(|| ImageError::NotFound {
+                reference: image.to_string(),
+            });
+        }
         if pull_decision(policy, image, present.is_some())? {
-            self.pull(image)?;
+            self.pull_with(image, auth)?;
             return self.inspect(image);
         }
         present.ok_or_else(|| ImageError::NotFound {

@@ -23,8 +23,8 @@ use crate::server::node::{BoxFuture, ImageService};
 /// The group and version of `Image` objects.
 pub const API_VERSION: &str = "images.berth.dev/v1";
 
-/// [`ImageService`] over the kubelet's image store.
-pub struct Images(pub Arc<ImageStore>);
+/// [`ImageService`] over the kubelet's image store (the API store says which images pods use).
+pub struct Images(pub Arc<ImageStore>, pub Arc<crate::store::Store>);
 
 /// An image as an API object.
 pub fn image_object(info: &ImageInfo) -> Value {
@@ -136,13 +136,176 @@ impl ImageService for Images {
                 store.import(reader, name.as_deref())
             })
             .await?;
-            Ok(json!({
-                "apiVersion": API_VERSION,
-                "kind": "ImageList",
-                "metadata": {},
-                "items": imported.iter().map(image_object).collect::<Vec<_>>(),
-            }))
+            Ok(Images::list_of(&imported))
         })
+    }
+
+    fn prune(&self) -> BoxFuture<Result<Value, ApiError>> {
+        let store = self.0.clone();
+        let api = self.1.clone();
+        Box::pin(async move {
+            let removed = blocking(move || {
+                let in_use = pod_images(&api);
+                Ok(remove_unused(&store, &in_use, &Default::default(), || true))
+            })
+            .await?;
+            Ok(json!({"apiVersion": API_VERSION, "kind": "ImagePruneReport", "removed": removed}))
+        })
+    }
+
+    fn pull(&self, reference: String) -> BoxFuture<Result<Value, ApiError>> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            let pulled = blocking(move || store.pull(&reference)).await?;
+            Ok(Images::list_of(&pulled))
+        })
+    }
+}
+
+impl Images {
+    fn list_of(imported: &[crate::image::ImageInfo]) -> Value {
+        json!({
+            "apiVersion": API_VERSION,
+            "kind": "ImageList",
+            "metadata": {},
+            "items": imported.iter().map(image_object).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// When images are garbage-collected (Kubernetes' kubelet image GC): when the image file
+/// system is more than `high_percent` used, unused images go, least recently used first,
+/// until it is at most `low_percent` used.
+#[derive(Debug, Clone)]
+pub struct ImageGc {
+    pub high_percent: u8,
+    pub low_percent: u8,
+    pub period: std::time::Duration,
+}
+
+impl Default for ImageGc {
+    fn default() -> Self {
+        ImageGc {
+            high_percent: 85,
+            low_percent: 80,
+            period: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// How full the file system holding `path` is, in percent (as `df` counts it).
+pub fn used_percent(path: &std::path::Path) -> Option<u8> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    let used = st.blocks().saturating_sub(st.blocks_free());
+    let total = used + st.blocks_available();
+    (total > 0).then(|| u8::try_from(used * 100 / total).unwrap_or(100))
+}
+
+/// The normalised image references of every container of every pod.
+pub fn pod_images(store: &crate::store::Store) -> std::collections::HashSet<String> {
+    let Some(rt) = crate::api::registry::by_kind("v1", "Pod") else {
+        return Default::default();
+    };
+    let pods = store.list(rt, None).map(|(p, _)| p).unwrap_or_default();
+    let mut out = std::collections::HashSet::new();
+    for p in &pods {
+        for list in ["/spec/containers", "/spec/initContainers"] {
+            for c in p
+                .pointer(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(r) = c["image"]
+                    .as_str()
+                    .and_then(|i| crate::image::normalize(i).ok())
+                {
+                    out.insert(r);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Removes images no pod names and no container uses (their layers are not mounted),
+/// least recently used first (`last_used` by image id, else their import time), while
+/// `go_on` says so. Returns the references removed.
+pub fn remove_unused(
+    store: &ImageStore,
+    in_use: &std::collections::HashSet<String>,
+    last_used: &std::collections::HashMap<String, jiff::Timestamp>,
+    mut go_on: impl FnMut() -> bool,
+) -> Vec<String> {
+    let mut candidates: Vec<ImageInfo> = store
+        .list()
+        .into_iter()
+        .filter(|i| !in_use.contains(&i.reference))
+        .collect();
+    candidates.sort_by_key(|i| {
+        last_used
+            .get(i.id.as_str())
+            .copied()
+            .unwrap_or(i.imported_at)
+    });
+    let mut removed = Vec::new();
+    for img in candidates {
+        if !go_on() {
+            break;
+        }
+        match store.remove(&img.reference) {
+            Ok(_) => removed.push(img.reference),
+            Err(ImageError::InUse { .. }) => {}
+            Err(e) => {
+                tracing::warn!(reference = %img.reference, error = %e, "cannot remove an unused image")
+            }
+        }
+    }
+    removed
+}
+
+/// The image garbage collector: every `gc.period`, when the image file system is over the
+/// high threshold, frees unused images down to the low one.
+pub async fn gc_loop(
+    kubelet: Arc<super::Kubelet>,
+    gc: ImageGc,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(gc.period) => {}
+            _ = shutdown.changed() => return,
+        }
+        let k = kubelet.clone();
+        let gc = gc.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let root = k.images.root().to_path_buf();
+            let Some(used) = used_percent(&root) else {
+                return;
+            };
+            if used <= gc.high_percent {
+                return;
+            }
+            tracing::info!(
+                used,
+                high = gc.high_percent,
+                low = gc.low_percent,
+                "image file system over its high threshold: removing unused images"
+            );
+            let last_used = k
+                .image_last_used
+                .lock()
+                .map(|m| m.clone())
+                .unwrap_or_default();
+            let in_use = pod_images(&k.store);
+            let removed = remove_unused(&k.images, &in_use, &last_used, || {
+                used_percent(&root).is_some_and(|u| u > gc.low_percent)
+            });
+            for r in &removed {
+                tracing::info!(reference = %r, "image garbage-collected");
+            }
+        })
+        .await;
     }
 }
 

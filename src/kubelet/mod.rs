@@ -42,6 +42,12 @@ pub struct KubeletConfig {
     pub network: Option<crate::network::NetworkConfig>,
     /// The cluster DNS (served on the bridge address when there is a pod network).
     pub dns: crate::network::dns::DnsSettings,
+    /// Registry mirrors, credentials and CAs for pulls (k3s' `registries.yaml`).
+    pub registries_file: Option<PathBuf>,
+    /// The registry hosts pulls may reach; empty: any.
+    pub pull_registries: Vec<String>,
+    /// Image garbage collection.
+    pub image_gc: images::ImageGc,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +77,10 @@ pub struct Kubelet {
     pub host_resolv: dns::HostResolv,
     /// The bound DNS listeners until [`Kubelet::start`] serves them.
     dns_server: std::sync::Mutex<Option<crate::network::dns::DnsServer>>,
+    /// The store (the image GC and prune keep the images of its pods).
+    pub store: Arc<crate::store::Store>,
+    /// When each image (by id) last started a container, for the image GC's order.
+    pub image_last_used: std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
 }
 
 impl Kubelet {
@@ -87,9 +97,10 @@ impl Kubelet {
             Some(n) => {
                 let rt =
                     tokio::runtime::Handle::try_current().map_err(|_| KubeletError::NoRuntime)?;
-                Some(Arc::new(
-                    rt.block_on(crate::network::Network::start(n, store))?,
-                ))
+                Some(Arc::new(rt.block_on(crate::network::Network::start(
+                    n,
+                    store.clone(),
+                ))?))
             }
             None => None,
         };
@@ -127,7 +138,11 @@ impl Kubelet {
             &config.log_dir,
             options,
         )?;
-        let images = ImageStore::open(&config.state_dir.join("images"))?;
+        let mut images = ImageStore::open(&config.state_dir.join("images"))?;
+        if let Some(f) = &config.registries_file {
+            images = images.with_registries_file(f.clone());
+        }
+        images = images.with_pull_registries(config.pull_registries.clone());
         Ok(Arc::new(Kubelet {
             config,
             runtime: Arc::new(runtime),
@@ -136,13 +151,18 @@ impl Kubelet {
             cluster_dns,
             host_resolv: dns::HostResolv::read(),
             dns_server: std::sync::Mutex::new(dns_server),
+            image_last_used: Default::default(),
+            store,
         }))
     }
 
     /// The services the API server offers on this node's behalf.
     pub fn services(self: &Arc<Self>) -> NodeServices {
         NodeServices {
-            images: Some(Arc::new(images::Images(self.images.clone()))),
+            images: Some(Arc::new(images::Images(
+                self.images.clone(),
+                self.store.clone(),
+            ))),
             logs: Some(Arc::new(logs::Logs::new(self.runtime.clone()))),
             metrics: Some(Arc::new(Arc::new(metrics::Metrics::new(
                 self.runtime.clone(),
@@ -180,6 +200,11 @@ impl Kubelet {
         let mut tasks = vec![
             tokio::spawn(sync_loop(ctx.clone(), shutdown.clone())),
             tokio::spawn(reaper(self.clone(), shutdown.clone())),
+            tokio::spawn(images::gc_loop(
+                self.clone(),
+                self.config.image_gc.clone(),
+                shutdown.clone(),
+            )),
         ];
         let dns = self.dns_server.lock().ok().and_then(|mut d| d.take());
         if let Some(server) = dns {

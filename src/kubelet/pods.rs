@@ -51,6 +51,8 @@ const RESYNC: Duration = Duration::from_secs(30);
 const VOLUME_REFRESH: Duration = Duration::from_secs(10);
 /// Retry delay after an image or config error.
 const RETRY: Duration = Duration::from_secs(5);
+/// The first delay after a failed image pull (the kubelet's image back-off).
+const PULL_BACKOFF_BASE: Duration = Duration::from_secs(10);
 /// How often emptyDir usage is held against `sizeLimit` (Kubernetes' eviction monitoring
 /// interval).
 const EVICTION_CHECK: Duration = Duration::from_secs(10);
@@ -164,6 +166,9 @@ struct Track {
     waiting: Option<(String, String)>,
     /// The CrashLoopBackOff entry: the delay the next crash must wait.
     backoff: Option<Duration>,
+    /// The image pull back-off: the delay after the last failed pull (10 s doubling to
+    /// 5 min, as the kubelet's).
+    pull_backoff: Option<Duration>,
     retry_at: Option<Instant>,
     /// Older runs still to remove from the runtime.
     stale: Vec<String>,
@@ -185,6 +190,7 @@ impl Track {
             last: None,
             waiting: None,
             backoff: None,
+            pull_backoff: None,
             retry_at: None,
             stale: Vec::new(),
             carried: None,
@@ -288,6 +294,35 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
+/// The credentials of the pod's `imagePullSecrets` (dockerconfigjson or dockercfg Secrets
+/// of its namespace); a missing or unreadable one is skipped, as the kubelet does.
+fn pull_auth(store: &Store, pod: &Pod) -> crate::image::PullAuth {
+    let mut auth = crate::image::PullAuth::default();
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let Some(rt) = registry::by_kind("v1", "Secret") else {
+        return auth;
+    };
+    for r in pod
+        .spec
+        .iter()
+        .flat_map(|s| s.image_pull_secrets.iter().flatten())
+    {
+        let Ok(secret) = store.get(rt, Some(ns), &r.name) else {
+            tracing::info!(secret = %r.name, "an imagePullSecret does not exist; pulling without it");
+            continue;
+        };
+        let data = container::secret_data(&secret);
+        for key in [".dockerconfigjson", ".dockercfg"] {
+            if let Some(doc) = data.get(key)
+                && let Err(e) = auth.add_docker_config(doc.as_bytes())
+            {
+                tracing::info!(secret = %r.name, error = %e, "an imagePullSecret does not parse");
+            }
+        }
+    }
+    auth
+}
+
 /// Lookups of ConfigMaps and Secrets in the store.
 struct StoreLookup<'a>(&'a Store);
 
@@ -311,7 +346,8 @@ impl Lookup for StoreLookup<'_> {
 impl volumes::ObjectLookup for StoreLookup<'_> {
     fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let rt = registry::by_kind("v1", kind)?;
-        self.0.get(rt, Some(namespace), name).ok()
+        let ns = rt.namespaced.then_some(namespace);
+        self.0.get(rt, ns, name).ok()
     }
 }
 
@@ -889,7 +925,7 @@ impl Worker {
         let dir = self.ctx.pod_dir(&self.uid).join("volumes");
         let over = blocking(move || {
             limits.into_iter().find(|(name, _, bytes)| {
-                volumes::disk_usage(&dir.join(name)).is_ok_and(|used| used > *bytes)
+                crate::storage::disk_usage(&dir.join(name)).is_ok_and(|used| used > *bytes)
             })
         })
         .await
@@ -1247,6 +1283,24 @@ impl Worker {
         if let Some(retry) = t.retry_at
             && retry > Instant::now()
         {
+            if let Some((reason, message)) = &t.waiting
+                && reason == "ErrImagePull"
+            {
+                // Waiting out the pull back-off: the status says so, as Kubernetes' does.
+                self.ctx.events.record(
+                    raw,
+                    EventType::Normal,
+                    "BackOff",
+                    &format!("Back-off pulling image \"{}\"", t.image),
+                );
+                self.tracks[i].waiting = Some((
+                    "ImagePullBackOff".to_string(),
+                    format!(
+                        "Back-off pulling image \"{}\": ErrImagePull: {message}",
+                        t.image
+                    ),
+                ));
+            }
             return Some(retry);
         }
         let spec = pod.spec.clone().unwrap_or_default();
@@ -1274,7 +1328,15 @@ impl Worker {
         let t = &mut self.tracks[i];
         match result {
             Some(Ok(started)) => {
-                let pulled = format!("Container image \"{}\" already present on machine", t.image);
+                let pulled = match started.pulled {
+                    Some((took, size)) => format!(
+                        "Successfully pulled image \"{}\" in {:.3}s. Image size: {size} bytes.",
+                        t.image,
+                        took.as_secs_f64()
+                    ),
+                    None => format!("Container image \"{}\" already present on machine", t.image),
+                };
+                t.pull_backoff = None;
                 self.ctx
                     .events
                     .record(raw, EventType::Normal, "Pulled", &pulled);
@@ -1308,6 +1370,29 @@ impl Worker {
                 event,
             })) => {
                 tracing::info!(pod = %label, container = %t.name, %reason, %message, "container did not start");
+                if reason == "ErrImagePull" {
+                    // Kubernetes' image back-off: 10 s doubling to 5 min between pulls.
+                    let delay = t
+                        .pull_backoff
+                        .map_or(PULL_BACKOFF_BASE, |d| (d * 2).min(MAX_BACKOFF));
+                    t.pull_backoff = Some(delay);
+                    self.ctx.events.record(
+                        raw,
+                        EventType::Warning,
+                        "Failed",
+                        &format!("Failed to pull image \"{}\": {message}", t.image),
+                    );
+                    self.ctx.events.record(
+                        raw,
+                        EventType::Warning,
+                        "Failed",
+                        "Error: ErrImagePull",
+                    );
+                    t.waiting = Some((reason, message));
+                    let retry = Instant::now() + delay;
+                    t.retry_at = Some(retry);
+                    return Some(retry);
+                }
                 if t.waiting.as_ref().map(|w| &w.1) != Some(&message) {
                     self.ctx
                         .events
@@ -1699,6 +1784,8 @@ struct StartError {
 
 struct Started {
     image_id: String,
+    /// How long the pull took, when the image was pulled for this start.
+    pulled: Option<(Duration, u64)>,
 }
 
 /// Ensures the image, mounts the rootfs, builds the config and starts the run (blocking).
@@ -1712,10 +1799,28 @@ fn start_container(
 ) -> Result<Started, StartError> {
     let image = c.image.clone().unwrap_or_default();
     let policy = c.image_pull_policy.clone().unwrap_or_default();
+    let auth = pull_auth(&ctx.store, pod);
+    let pulling = crate::image::pull_decision(
+        &policy,
+        &image,
+        ctx.kubelet.images.resolve(&image).is_some(),
+    )
+    .unwrap_or(false);
+    if pulling && let Ok(raw) = serde_json::to_value(pod) {
+        {
+            ctx.events.record(
+                &raw,
+                EventType::Normal,
+                "Pulling",
+                &format!("Pulling image \"{image}\""),
+            );
+        }
+    }
+    let began = Instant::now();
     let info = ctx
         .kubelet
         .images
-        .ensure(&image, &policy)
+        .ensure(&image, &policy, &auth)
         .map_err(|e: ImageError| StartError {
             reason: e.waiting_reason().to_string(),
             message: e.to_string(),
@@ -1725,6 +1830,10 @@ fn start_container(
                 "Failed"
             },
         })?;
+    let pulled = pulling.then(|| (began.elapsed(), info.size));
+    if let Ok(mut used) = ctx.kubelet.image_last_used.lock() {
+        used.insert(info.id.as_str().to_string(), jiff::Timestamp::now());
+    }
     let image_id = match crate::image::Reference::parse(&info.reference) {
         Ok(r) => format!("{}@{}", r.repository(), info.manifest_digest.as_str()),
         Err(_) => info.id.as_str().to_string(),
@@ -1795,14 +1904,14 @@ fn start_container(
     })?;
     config.mounts.extend(volume_mounts);
     match ctx.kubelet.runtime.start(&config) {
-        Ok(()) => Ok(Started { image_id }),
+        Ok(()) => Ok(Started { image_id, pulled }),
         Err(RuntimeError::CreateContainer {
             reason, message, ..
         }) => {
             // The run exists and has recorded why; the worker reads it as an exit.
             let _ = reason;
             tracing::info!(container = id, %message, "the container could not be created");
-            Ok(Started { image_id })
+            Ok(Started { image_id, pulled })
         }
         Err(e) => Err(undo(create_error(e.to_string()))),
     }

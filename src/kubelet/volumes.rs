@@ -52,6 +52,12 @@ pub enum VolumeError {
         "emptyDir medium {0:?} is not supported by berth; use medium \"\" (disk) or \"Memory\" (tmpfs)"
     )]
     UnsupportedMedium(String),
+    #[error("persistentvolumeclaim \"{0}\" not found")]
+    ClaimNotFound(String),
+    #[error("persistentvolumeclaim \"{0}\" is not bound yet")]
+    ClaimUnbound(String),
+    #[error("persistentvolumeclaim \"{0}\" is being deleted")]
+    ClaimDeleting(String),
     #[error("cannot {action} {}: {source}; check the pod directory's file system", path.display())]
     Io {
         action: &'static str,
@@ -372,9 +378,43 @@ pub fn resolve(pod: &Pod, v: &Volume, lookup: &dyn ObjectLookup) -> Result<Kind,
         }
         return Ok(Kind::Files { files, tmpfs: true });
     }
-    Err(VolumeError::Unsupported(
-        "this volume type (persistentVolumeClaim and others)",
-    ))
+    if let Some(claim) = &v.persistent_volume_claim {
+        return claim_path(lookup, ns, &claim.claim_name).map(Kind::Host);
+    }
+    Err(VolumeError::Unsupported("this volume type"))
+}
+
+/// The host directory of the volume bound to claim `name`.
+fn claim_path(lookup: &dyn ObjectLookup, ns: &str, name: &str) -> Result<PathBuf, VolumeError> {
+    let claim = lookup
+        .object("PersistentVolumeClaim", ns, name)
+        .ok_or_else(|| VolumeError::ClaimNotFound(name.to_string()))?;
+    if claim.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(VolumeError::ClaimDeleting(name.to_string()));
+    }
+    let volume = claim
+        .pointer("/spec/volumeName")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .filter(|_| claim.pointer("/status/phase").and_then(Value::as_str) == Some("Bound"))
+        .ok_or_else(|| VolumeError::ClaimUnbound(name.to_string()))?;
+    let pv = lookup
+        .object("PersistentVolume", ns, volume)
+        .ok_or_else(|| VolumeError::ClaimUnbound(name.to_string()))?;
+    if let Some(path) = pv
+        .pointer("/spec/hostPath/path")
+        .or_else(|| pv.pointer("/spec/local/path"))
+        .and_then(Value::as_str)
+    {
+        let kind = pv
+            .pointer("/spec/hostPath/type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return host_path(path, kind);
+    }
+    Err(VolumeError::Field(format!(
+        "persistentvolume {volume:?} has no hostPath or local source; berth mounts only those"
+    )))
 }
 
 /// Checks (and for `*OrCreate` makes) a hostPath against its `type`.
@@ -626,35 +666,6 @@ pub fn empty_dir_limits(pod: &Pod) -> Vec<(String, String, u64)> {
         .collect()
 }
 
-/// Bytes used below `path` as `du` counts them (allocated blocks), staying on its file
-/// system and not following symlinks; hard links count once.
-pub fn disk_usage(path: &Path) -> io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let top = fs::symlink_metadata(path)?;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = top.blocks() * 512;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.dev() != top.dev() {
-                continue;
-            }
-            if m.nlink() > 1 && !m.is_dir() && !seen.insert(m.ino()) {
-                continue;
-            }
-            total += m.blocks() * 512;
-            if m.is_dir() {
-                stack.push(e.path());
-            }
-        }
-    }
-    Ok(total)
-}
-
 /// Rewrites the file volumes that are already set up whose data changed (ConfigMap and
 /// Secret updates reach running pods). Errors leave the current files in place.
 pub fn refresh(pod: &Pod, volumes_dir: &Path, lookup: &dyn ObjectLookup) {
@@ -703,13 +714,24 @@ pub fn mounts(
         })?;
         let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             None => root,
-            Some(sub) => sub_path(&root, sub, v.empty_dir.is_some() || v.host_path.is_some())
-                .map_err(plain)?,
+            Some(sub) => sub_path(
+                &root,
+                sub,
+                v.empty_dir.is_some()
+                    || v.host_path.is_some()
+                    || v.persistent_volume_claim.is_some(),
+            )
+            .map_err(plain)?,
         };
+        let claim_read_only = v
+            .persistent_volume_claim
+            .as_ref()
+            .and_then(|c| c.read_only)
+            .unwrap_or(false);
         out.push(BindMount {
             source,
             destination: PathBuf::from(&m.mount_path),
-            readonly: m.read_only.unwrap_or(false),
+            readonly: m.read_only.unwrap_or(false) || claim_read_only,
         });
     }
     Ok(out)

@@ -386,6 +386,24 @@ async fn images(
         (Method::GET, None) => service.list().await?,
         (Method::GET, Some(r)) => service.get(r).await?,
         (Method::DELETE, Some(r)) => service.remove(r).await?,
+        (Method::POST, None)
+            if form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+                .any(|(k, _)| k == "prune") =>
+        {
+            return Ok(json_response(StatusCode::OK, &service.prune().await?));
+        }
+        (Method::POST, None)
+            if form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+                .any(|(k, _)| k == "pull") =>
+        {
+            let reference =
+                form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+                    .find(|(k, _)| k == "pull")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+            let pulled = service.pull(reference).await?;
+            return Ok(json_response(StatusCode::CREATED, &pulled));
+        }
         (Method::POST, None) => {
             let name = form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
                 .find(|(k, _)| k == "name")

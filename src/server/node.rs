@@ -134,6 +134,10 @@ pub trait ImageService: Send + Sync {
         body: tokio::sync::mpsc::Receiver<Bytes>,
         name: Option<String>,
     ) -> BoxFuture<Result<serde_json::Value, ApiError>>;
+    /// Removes every image no container uses.
+    fn prune(&self) -> BoxFuture<Result<serde_json::Value, ApiError>>;
+    /// Pulls `reference` from its registry (with `registries.yaml`'s credentials).
+    fn pull(&self, reference: String) -> BoxFuture<Result<serde_json::Value, ApiError>>;
 }
 
 /// Resource usage from cgroup statistics, as `metrics.k8s.io/v1beta1` objects.

@@ -194,6 +194,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The finalizer that keeps a claim while pods use it.
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+
 /// Capacity of the in-memory change channel; a watcher that falls further behind re-reads
 /// the history from LMDB.
 const CHANGE_CHANNEL: usize = 256;
@@ -698,7 +701,7 @@ impl Store {
             }
             let mut obj = obj;
             s.allocate(txn, rt, &mut obj, None)?;
-            s.default_ingress_class(txn, rt, &mut obj)?;
+            s.default_class(txn, rt, &mut obj)?;
             if dry_run {
                 return Ok(obj);
             }
@@ -743,35 +746,71 @@ impl Store {
     /// Kubernetes' DefaultIngressClass admission: an Ingress created without a class (and
     /// without the legacy `kubernetes.io/ingress.class` annotation) gets the default
     /// IngressClass, the newest one when several claim to be it.
-    fn default_ingress_class(
+    /// DefaultIngressClass and DefaultStorageClass admission: an Ingress or a
+    /// PersistentVolumeClaim that names no class (nor the legacy annotation) gets the newest
+    /// class marked default. A claim also gets the `kubernetes.io/pvc-protection` finalizer
+    /// (Kubernetes' StorageObjectInUseProtection): it stays while a pod uses it.
+    fn default_class(
         &self,
         txn: &RwTxn<'_>,
         rt: &ResourceType,
         obj: &mut Value,
     ) -> Result<(), StoreError> {
-        if (rt.group, rt.kind) != ("networking.k8s.io", "Ingress")
+        let (field, legacy, classes, defaults): (&str, &str, &str, &[&str]) =
+            match (rt.group, rt.kind) {
+                ("networking.k8s.io", "Ingress") => (
+                    "ingressClassName",
+                    "kubernetes.io~1ingress.class",
+                    "ingressclasses.networking.k8s.io",
+                    &["ingressclass.kubernetes.io/is-default-class"],
+                ),
+                ("", "PersistentVolumeClaim") => {
+                    let mut finalizers: Vec<String> = obj
+                        .pointer("/metadata/finalizers")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f.as_str().map(str::to_string))
+                        .collect();
+                    if !finalizers.iter().any(|f| f == PVC_PROTECTION) {
+                        finalizers.push(PVC_PROTECTION.to_string());
+                        meta::set(obj, "finalizers", Some(json!(finalizers)));
+                    }
+                    (
+                        "storageClassName",
+                        "volume.beta.kubernetes.io~1storage-class",
+                        "storageclasses.storage.k8s.io",
+                        &[
+                            "storageclass.kubernetes.io/is-default-class",
+                            "storageclass.beta.kubernetes.io/is-default-class",
+                        ],
+                    )
+                }
+                _ => return Ok(()),
+            };
+        if obj
+            .pointer(&format!("/spec/{field}"))
+            .is_some_and(|c| !c.is_null())
             || obj
-                .pointer("/spec/ingressClassName")
-                .is_some_and(|c| !c.is_null())
-            || obj
-                .pointer("/metadata/annotations/kubernetes.io~1ingress.class")
+                .pointer(&format!("/metadata/annotations/{legacy}"))
                 .is_some()
         {
             return Ok(());
         }
-        let prefix = schema::object_prefix("ingressclasses.networking.k8s.io", None);
+        let prefix = schema::object_prefix(classes, None);
         let mut default: Option<(String, String)> = None;
         for item in self
             .dbs
             .objects
             .prefix_iter(txn, &prefix)
-            .map_err(self.lmdb("list ingress classes"))?
+            .map_err(self.lmdb("list classes"))?
         {
-            let (key, bytes) = item.map_err(self.lmdb("list ingress classes"))?;
+            let (key, bytes) = item.map_err(self.lmdb("list classes"))?;
             let class = Self::parse(key, bytes)?;
-            let is_default = meta::annotations(&class)
-                .get("ingressclass.kubernetes.io/is-default-class")
-                .is_some_and(|v| v == "true");
+            let annotations = meta::annotations(&class);
+            let is_default = defaults
+                .iter()
+                .any(|a| annotations.get(*a).is_some_and(|v| v == "true"));
             let created = meta::str_at(&class, "/metadata/creationTimestamp").to_string();
             if is_default && default.as_ref().is_none_or(|(at, _)| created > *at) {
                 default = Some((created, meta::name(&class).to_string()));
@@ -780,7 +819,7 @@ impl Store {
         if let Some((_, name)) = default
             && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
         {
-            spec.insert("ingressClassName".into(), Value::String(name));
+            spec.insert(field.into(), Value::String(name));
         }
         Ok(())
     }

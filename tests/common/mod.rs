@@ -187,7 +187,7 @@ impl TestDaemon {
     /// Writes the daemon's configuration file (`spawn` does it too).
     pub fn write_config(&self) {
         let config = format!(
-            "stateDir: {}\nsocket: {}\nlogDir: {}\nrunDir: {}\ncgroupParent: /{}\n{}{}",
+            "stateDir: {}\nsocket: {}\nlogDir: {}\nrunDir: {}\ncgroupParent: /{}\npullRegistries: [127.0.0.1]\n{}{}",
             self.state_dir().display(),
             self.socket().display(),
             self.dir.path().join("logs").display(),
