@@ -431,6 +431,28 @@ fn claims_come_from_the_templates_and_follow_the_retention_policy() {
     eventually(60, "pods and claims gone", || {
         (pods(&d).is_empty() && claims(&d).is_empty()).then_some(())
     });
+
+    // whenScaled: Delete: a scaled-down pod's claim goes with it; the set's other claims
+    // stay with the set (whenDeleted: Retain).
+    d.apply_yaml(
+        "web",
+        &yaml.replace(
+            "{whenDeleted: Delete, whenScaled: Retain}",
+            "{whenDeleted: Retain, whenScaled: Delete}",
+        ),
+    );
+    eventually(60, "two claims again", || {
+        (claims(&d) == ["www-web-0", "www-web-1"] && pods(&d).len() == 2).then_some(())
+    });
+    ok(&d.cli(&["scale", "sts", "web", "--replicas=1"]));
+    eventually(60, "web-1 and its claim gone", || {
+        (pods(&d).len() == 1 && claims(&d) == ["www-web-0"]).then_some(())
+    });
+    ok(&d.cli(&["delete", "sts", "web"]));
+    eventually(60, "pods gone", || pods(&d).is_empty().then_some(()));
+    assert_eq!(claims(&d), ["www-web-0"], "whenDeleted: Retain keeps it");
+    ok(&d.cli(&["delete", "pvc", "www-web-0"]));
+    eventually(60, "the claim gone", || claims(&d).is_empty().then_some(()));
 }
 
 #[test]
