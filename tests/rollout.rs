@@ -491,7 +491,11 @@ fn bad_input_fails_clearly_and_changes_nothing() {
         );
         fails(
             &["rollout", verb, "pod/web"],
-            &format!("error: rollout {verb} supports deployments only, not pods"),
+            &if matches!(verb, "status" | "history" | "undo") {
+                format!("error: rollout {verb} supports deployments and statefulsets, not pods")
+            } else {
+                format!("error: rollout {verb} supports deployments only, not pods")
+            },
         );
     }
     fails(

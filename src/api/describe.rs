@@ -71,6 +71,7 @@ pub fn describe_with(
     match (rt.group, rt.kind) {
         ("", "Pod") => pod(&mut out, obj, now),
         ("apps", "Deployment") => deployment(&mut out, obj, related),
+        ("apps", "StatefulSet") => statefulset(&mut out, obj),
         ("", "Service") => service(&mut out, obj, related),
         ("", "ConfigMap") => config_map(&mut out, obj),
         ("", "Secret") => secret(&mut out, obj),
@@ -794,6 +795,78 @@ fn pod_template(out: &mut Out, level: usize, template: &Value) {
 // ---------------------------------------------------------------------------------------
 // Deployments, Services, ConfigMaps, Secrets, Nodes
 
+/// A StatefulSet as `kubectl describe` shows it (the pod counts from its status).
+fn statefulset(out: &mut Out, s: &Value) {
+    out.kv(
+        0,
+        "Selector",
+        label_selector_string(s.pointer("/spec/selector")),
+    );
+    out.kv(
+        0,
+        "Replicas",
+        format!(
+            "{} desired | {} total",
+            opt_int(s, "/spec/replicas").unwrap_or(1),
+            int(s, "/status/replicas"),
+        ),
+    );
+    out.kv(0, "Update Strategy", str_at(s, "/spec/updateStrategy/type"));
+    if let Some(p) = opt_int(s, "/spec/updateStrategy/rollingUpdate/partition") {
+        out.kv(1, "Partition", p.to_string());
+    }
+    out.kv(
+        0,
+        "Pod Management Policy",
+        str_at(s, "/spec/podManagementPolicy"),
+    );
+    let service = str_at(s, "/spec/serviceName");
+    out.kv(
+        0,
+        "Service Name",
+        if service.is_empty() {
+            "<none>"
+        } else {
+            service
+        },
+    );
+    out.kv(
+        0,
+        "Pods Status",
+        format!(
+            "{} Ready / {} Current / {} Updated",
+            int(s, "/status/readyReplicas"),
+            int(s, "/status/currentReplicas"),
+            int(s, "/status/updatedReplicas"),
+        ),
+    );
+    pod_template(out, 0, s.pointer("/spec/template").unwrap_or(&Value::Null));
+    let claims = list(s, "/spec/volumeClaimTemplates");
+    if claims.is_empty() {
+        out.kv(0, "Volume Claims", "<none>");
+    } else {
+        out.text(0, "Volume Claims:");
+        for c in claims {
+            out.kv(1, "Name", str_at(c, "/metadata/name"));
+            out.kv(1, "StorageClass", str_at(c, "/spec/storageClassName"));
+            out.list(1, "Labels", labels(c.pointer("/metadata/labels")));
+            out.kv(
+                1,
+                "Capacity",
+                quantity_text(
+                    c.pointer("/spec/resources/requests/storage")
+                        .unwrap_or(&Value::Null),
+                ),
+            );
+            let modes: Vec<&str> = list(c, "/spec/accessModes")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            out.kv(1, "Access Modes", format!("[{}]", modes.join(" ")));
+        }
+    }
+}
+
 fn deployment(out: &mut Out, d: &Value, related: &Related<'_>) {
     out.kv(
         0,
@@ -1325,6 +1398,32 @@ mod tests {
                "type": "Normal", "reason": reason, "message": format!("{reason} happened\n"),
                "source": {"component": "kubelet"}, "count": count,
                "firstTimestamp": first, "lastTimestamp": last})
+    }
+
+    #[test]
+    fn statefulset_reads_like_kubectl() {
+        let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2026-11-23T09:57:00Z"},
+            "spec": {"replicas": 3, "serviceName": "nginx", "podManagementPolicy": "OrderedReady",
+                "selector": {"matchLabels": {"app": "web"}},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"storageClassName": "local-path",
+                    "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]},
+            "status": {"replicas": 3, "readyReplicas": 2, "currentReplicas": 2, "updatedReplicas": 1}});
+        let out = describe(rt("apps/v1", "StatefulSet"), &sts, &[], now());
+        for want in [
+            "Selector:               app=web\n",
+            "Replicas:               3 desired | 3 total\n",
+            "Update Strategy:        RollingUpdate\n  Partition:            2\n",
+            "Service Name:           nginx\n",
+            "Pods Status:            2 Ready / 2 Current / 1 Updated\n",
+            "Pod Template:\n",
+            "Volume Claims:\n  Name:          www\n  StorageClass:  local-path\n",
+            "  Capacity:      1Gi\n  Access Modes:  [ReadWriteOnce]\n",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in:\n{out}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, PersistentVolume,
@@ -218,6 +218,7 @@ pub static REGISTRY: LazyLock<Vec<ResourceType>> = LazyLock::new(|| {
         entry::<Deployment>(&["deploy"], all(scale(SPEC_STATUS))),
         entry::<ReplicaSet>(&["rs"], all(scale(SPEC_STATUS))),
         entry::<StatefulSet>(&["sts"], all(scale(SPEC_STATUS))),
+        entry::<ControllerRevision>(&[], DATA),
         entry::<Job>(&[], all(SPEC_STATUS)),
         entry::<CronJob>(&["cj"], all(SPEC_STATUS)),
         entry::<Namespace>(&["ns"], SPEC_STATUS),
@@ -421,7 +422,7 @@ mod tests {
 
     #[test]
     fn registry_covers_the_required_kinds() {
-        assert_eq!(REGISTRY.len(), 22);
+        assert_eq!(REGISTRY.len(), 23);
         let d = by_kind("apps/v1", "Deployment").expect("deployment registered");
         assert!(d.namespaced && d.scale_subresource && d.status_subresource);
         assert_eq!(

@@ -100,6 +100,7 @@ enum Printer {
     Deployment,
     ReplicaSet,
     StatefulSet,
+    ControllerRevision,
     Job,
     CronJob,
     Namespace,
@@ -128,6 +129,7 @@ fn printer(rt: &ResourceType) -> Printer {
         ("apps", "Deployment") => Printer::Deployment,
         ("apps", "ReplicaSet") => Printer::ReplicaSet,
         ("apps", "StatefulSet") => Printer::StatefulSet,
+        ("apps", "ControllerRevision") => Printer::ControllerRevision,
         ("batch", "Job") => Printer::Job,
         ("batch", "CronJob") => Printer::CronJob,
         ("", "Namespace") => Printer::Namespace,
@@ -234,6 +236,16 @@ pub fn columns(rt: &ResourceType) -> Vec<Column> {
             AGE,
             CONTAINERS,
             IMAGES,
+        ],
+        Printer::ControllerRevision => vec![
+            NAME,
+            col(
+                "Controller",
+                "string",
+                "The workload that owns the revision.",
+            ),
+            col("Revision", "integer", "The revision's number."),
+            AGE,
         ],
         Printer::Job => vec![
             NAME,
@@ -533,6 +545,24 @@ pub fn row(rt: &ResourceType, obj: &Value, now: Timestamp) -> Vec<Value> {
                 json!(names),
                 json!(images),
             ]
+        }
+        Printer::ControllerRevision => {
+            let owner = list(obj, "/metadata/ownerReferences")
+                .iter()
+                .find(|r| r["controller"] == true)
+                .map(|r| {
+                    let group = str_at(r, "/apiVersion")
+                        .split('/')
+                        .next()
+                        .unwrap_or_default();
+                    format!(
+                        "{}.{group}/{}",
+                        str_at(r, "/kind").to_ascii_lowercase(),
+                        str_at(r, "/name")
+                    )
+                })
+                .unwrap_or_else(|| "<none>".to_string());
+            vec![name(), json!(owner), json!(int(obj, "/revision")), age()]
         }
         Printer::Job => job_row(obj, now),
         Printer::CronJob => {
@@ -1977,6 +2007,12 @@ pub(crate) mod tests {
                 "subsets": [{"addresses": [{"ip": "10.88.0.5"}, {"ip": "10.88.0.6"}],
                              "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]
             }),
+            "ControllerRevision" => json!({
+                "apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {
+                    "name": "db-5d8f", "namespace": "default", "creationTimestamp": "2026-11-23T09:55:00Z",
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u", "controller": true}]},
+                "data": {"spec": {"template": {}}}, "revision": 2
+            }),
             "EndpointSlice" => json!({
                 "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": md("web-abcde"),
                 "addressType": "IPv4",
@@ -2224,6 +2260,11 @@ pub(crate) mod tests {
                 "10.88.0.5,10.88.0.6,10.88.0.7 + 1 more...",
                 "5m",
             ],
+        );
+        expect(
+            "apps/v1",
+            "ControllerRevision",
+            &["db-5d8f", "statefulset.apps/db", "2", "5m"],
         );
         expect("v1", "ConfigMap", &["web-config", "3", "5m"]);
         expect("v1", "Secret", &["db", "Opaque", "2", "5m"]);

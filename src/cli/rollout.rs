@@ -17,10 +17,10 @@ pub struct RolloutArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RolloutCommand {
-    /// Watch a Deployment's rollout until it finishes; fails when it exceeds its progress
-    /// deadline.
+    /// Watch a Deployment's or StatefulSet's rollout until it finishes; fails when a
+    /// Deployment exceeds its progress deadline.
     Status(StatusArgs),
-    /// List a Deployment's revisions, or show one revision's pod template.
+    /// List a Deployment's or StatefulSet's revisions, or show one revision's pod template.
     History(HistoryArgs),
     /// Go back to the previous revision (or the one given).
     Undo(UndoArgs),
@@ -175,6 +175,26 @@ fn deployment_targets(args: &[String], verb: &str) -> Result<Vec<String>, CliErr
         .collect()
 }
 
+/// Deployments and StatefulSets have rollouts: `status`, `history` and `undo`.
+fn workload_targets(
+    args: &[String],
+    verb: &str,
+) -> Result<Vec<(&'static ResourceType, String)>, CliError> {
+    let targets = targets(args)?;
+    if let Some((rt, _)) = targets
+        .iter()
+        .find(|(rt, _)| !matches!(rt.kind, "Deployment" | "StatefulSet"))
+    {
+        return Err(CliError::Usage(format!(
+            "rollout {verb} supports deployments and statefulsets, not {}",
+            rt.plural
+        )));
+    }
+    Ok(targets)
+}
+
+const STATEFULSET: &str = "statefulset.apps";
+
 fn failed(e: RolloutError) -> CliError {
     match e {
         RolloutError::Client(c) => CliError::Client(c),
@@ -206,26 +226,30 @@ pub async fn rollout(client: &Client, args: RolloutArgs) -> Result<(), CliError>
         RolloutCommand::History(a) => history(client, a).await,
         RolloutCommand::Undo(a) => {
             let ns = namespace_or_default(&a.targets.namespace);
-            let names = deployment_targets(&a.targets.resources, "undo")?;
+            let targets = workload_targets(&a.targets.resources, "undo")?;
             let to_revision = a.to_revision;
-            for_each(names, |name| {
-                let ns = ns.clone();
-                async move {
-                    match rollout::undo(client, &ns, &name, to_revision)
-                        .await
-                        .map_err(failed)?
-                    {
-                        UndoOutcome::RolledBack { .. } => {
-                            println!("{DEPLOYMENT}/{name} rolled back")
-                        }
-                        UndoOutcome::Skipped { revision } => println!(
-                            "{DEPLOYMENT}/{name} skipped rollback (current template already matches revision {revision})"
-                        ),
-                    }
-                    Ok(())
+            let mut errors = Vec::new();
+            for (rt, name) in targets {
+                let (outcome, shown) = if rt.kind == "StatefulSet" {
+                    (
+                        rollout::undo_statefulset(client, &ns, &name, to_revision).await,
+                        STATEFULSET,
+                    )
+                } else {
+                    (
+                        rollout::undo(client, &ns, &name, to_revision).await,
+                        DEPLOYMENT,
+                    )
+                };
+                match outcome {
+                    Ok(UndoOutcome::RolledBack { .. }) => println!("{shown}/{name} rolled back"),
+                    Ok(UndoOutcome::Skipped { revision }) => println!(
+                        "{shown}/{name} skipped rollback (current template already matches revision {revision})"
+                    ),
+                    Err(e) => errors.push(failed(e)),
                 }
-            })
-            .await
+            }
+            all_or_errors(errors)
         }
         RolloutCommand::Restart(a) => {
             let ns = namespace_or_default(&a.namespace);
@@ -275,10 +299,10 @@ fn parse_timeout(s: &str) -> Result<Option<std::time::Duration>, CliError> {
 
 async fn status(client: &Client, a: StatusArgs) -> Result<(), CliError> {
     let ns = namespace_or_default(&a.targets.namespace);
-    let names = deployment_targets(&a.targets.resources, "status")?;
-    let [name] = names.as_slice() else {
+    let targets = workload_targets(&a.targets.resources, "status")?;
+    let [(rt, name)] = targets.as_slice() else {
         return Err(CliError::Usage(
-            "rollout status follows one deployment at a time".into(),
+            "rollout status follows one deployment or statefulset at a time".into(),
         ));
     };
     let options = StatusOptions {
@@ -286,38 +310,54 @@ async fn status(client: &Client, a: StatusArgs) -> Result<(), CliError> {
         watch: a.watch,
         timeout: parse_timeout(&a.timeout)?,
     };
-    rollout::wait_rollout(client, &ns, name, &options, |s| println!("{}", s.message))
-        .await
-        .map_err(failed)?;
+    rollout::wait_rollout(client, rt, &ns, name, &options, |s| {
+        println!("{}", s.message)
+    })
+    .await
+    .map_err(failed)?;
     Ok(())
 }
 
 async fn history(client: &Client, a: HistoryArgs) -> Result<(), CliError> {
     let ns = namespace_or_default(&a.targets.namespace);
-    let names = deployment_targets(&a.targets.resources, "history")?;
+    let targets = workload_targets(&a.targets.resources, "history")?;
     let wanted = a.revision;
-    for_each(names, |name| {
-        let ns = ns.clone();
-        async move {
-            let revisions = rollout::list_history(client, &ns, &name)
-                .await
-                .map_err(failed)?;
-            if wanted > 0 {
-                let rev = rollout::find_revision(&revisions, wanted)
-                    .ok_or_else(|| failed(RolloutError::RevisionNotFound { revision: wanted }))?;
-                println!("{DEPLOYMENT}/{name} with revision #{wanted}");
-                println!("{}", rollout::revision_details(rev));
-            } else if revisions.is_empty() {
-                println!("{DEPLOYMENT}/{name}");
-                println!("No rollout history found.");
-            } else {
-                println!("{DEPLOYMENT}/{name}");
-                println!("{}", rollout::history_table(&revisions));
+    let mut errors = Vec::new();
+    for (rt, name) in targets {
+        let (revisions, shown) = if rt.kind == "StatefulSet" {
+            (
+                rollout::list_statefulset_history(client, &ns, &name)
+                    .await
+                    .map(|(_, h)| h),
+                STATEFULSET,
+            )
+        } else {
+            (rollout::list_history(client, &ns, &name).await, DEPLOYMENT)
+        };
+        let revisions = match revisions {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(failed(e));
+                continue;
             }
-            Ok(())
+        };
+        if wanted > 0 {
+            match rollout::find_revision(&revisions, wanted) {
+                Some(rev) => {
+                    println!("{shown}/{name} with revision #{wanted}");
+                    println!("{}", rollout::revision_details(rev));
+                }
+                None => errors.push(failed(RolloutError::RevisionNotFound { revision: wanted })),
+            }
+        } else if revisions.is_empty() {
+            println!("{shown}/{name}");
+            println!("No rollout history found.");
+        } else {
+            println!("{shown}/{name}");
+            println!("{}", rollout::history_table(&revisions));
         }
-    })
-    .await
+    }
+    all_or_errors(errors)
 }
 
 pub async fn scale(client: &Client, a: ScaleArgs) -> Result<(), CliError> {

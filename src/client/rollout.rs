@@ -89,8 +89,12 @@ pub enum RolloutError {
     RevisionMismatch { wanted: i64, running: i64 },
     #[error("cannot get the revision of deployment \"{name}\": it has none yet")]
     NoRevision { name: String },
-    #[error("deployment \"{name}\" was deleted while waiting for its rollout")]
-    Deleted { name: String },
+    #[error("{kind} \"{name}\" was deleted while waiting for its rollout")]
+    Deleted { kind: &'static str, name: String },
+    #[error("no last revision to roll back to")]
+    NoLastRevision,
+    #[error("rollout status is only available for RollingUpdate strategy type")]
+    NotRollingUpdate,
     #[error("timed out waiting for the condition")]
     Timeout,
     #[error("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")]
@@ -386,6 +390,72 @@ pub fn rollout_status(
     })
 }
 
+/// Reads a StatefulSet's rollout as `kubectl rollout status` does (only for the
+/// RollingUpdate strategy; a partition counts only the pods at or above it).
+pub fn statefulset_status(sts: &Value) -> Result<RolloutStatus, RolloutError> {
+    if meta::str_at(sts, "/spec/updateStrategy/type") != "RollingUpdate" {
+        return Err(RolloutError::NotRollingUpdate);
+    }
+    let waiting = |message: String| {
+        Ok(RolloutStatus {
+            message,
+            done: false,
+        })
+    };
+    let generation = int_at(sts, "/metadata/generation").unwrap_or(0);
+    let observed = int_at(sts, "/status/observedGeneration").unwrap_or(0);
+    if observed == 0 || generation > observed {
+        return waiting("Waiting for statefulset spec update to be observed...".to_string());
+    }
+    let status = |f: &str| int_at(sts, &format!("/status/{f}")).unwrap_or(0);
+    let replicas = int_at(sts, "/spec/replicas");
+    if let Some(want) = replicas
+        && status("readyReplicas") < want
+    {
+        return waiting(format!(
+            "Waiting for {} pods to be ready...",
+            want - status("readyReplicas")
+        ));
+    }
+    if sts.pointer("/spec/updateStrategy/rollingUpdate").is_some() {
+        if let (Some(want), Some(partition)) = (
+            replicas,
+            int_at(sts, "/spec/updateStrategy/rollingUpdate/partition"),
+        ) && status("updatedReplicas") < want - partition
+        {
+            return waiting(format!(
+                "Waiting for partitioned roll out to finish: {} out of {} new pods have been updated...",
+                status("updatedReplicas"),
+                want - partition
+            ));
+        }
+        return Ok(RolloutStatus {
+            message: format!(
+                "partitioned roll out complete: {} new pods have been updated...",
+                status("updatedReplicas")
+            ),
+            done: true,
+        });
+    }
+    let (current, update) = (
+        meta::str_at(sts, "/status/currentRevision"),
+        meta::str_at(sts, "/status/updateRevision"),
+    );
+    if current != update {
+        return waiting(format!(
+            "waiting for statefulset rolling update to complete {} pods at revision {update}...",
+            status("updatedReplicas")
+        ));
+    }
+    Ok(RolloutStatus {
+        message: format!(
+            "statefulset rolling update complete {} pods at revision {current}...",
+            status("currentReplicas")
+        ),
+        done: true,
+    })
+}
+
 fn is_paused(deploy: &Value) -> bool {
     deploy
         .pointer("/spec/paused")
@@ -540,6 +610,105 @@ pub async fn list_history(
 ) -> Result<Vec<Revision>, RolloutError> {
     let (deploy, sets) = deployment_and_sets(client, namespace, name).await?;
     Ok(history(&deploy, &sets))
+}
+
+/// The revisions of StatefulSet `sts`: the ControllerRevisions among `revisions` it
+/// controls, oldest first (`replica_set` names the ControllerRevision).
+pub fn statefulset_history(sts: &Value, revisions: &[Value]) -> Vec<Revision> {
+    let mut revs: Vec<Revision> = controlled_by(sts, revisions)
+        .into_iter()
+        .map(|r| {
+            let mut template = r
+                .pointer("/data/spec/template")
+                .cloned()
+                .unwrap_or(Value::Null);
+            if let Some(t) = template.as_object_mut() {
+                t.remove("$patch");
+            }
+            Revision {
+                number: int_at(r, "/revision").unwrap_or(0),
+                change_cause: meta::annotations(r)
+                    .get(CHANGE_CAUSE)
+                    .filter(|c| !c.is_empty())
+                    .cloned(),
+                replica_set: meta::name(r).to_string(),
+                template,
+            }
+        })
+        .collect();
+    revs.sort_by(|a, b| {
+        a.number
+            .cmp(&b.number)
+            .then_with(|| a.replica_set.cmp(&b.replica_set))
+    });
+    revs
+}
+
+/// A StatefulSet and its revisions, oldest first.
+pub async fn list_statefulset_history(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(Value, Vec<Revision>), RolloutError> {
+    let sts = client
+        .get(kind("apps/v1", "StatefulSet")?, Some(namespace), name)
+        .await?;
+    let revisions = client
+        .list(
+            kind("apps/v1", "ControllerRevision")?,
+            Some(namespace),
+            &ListOptions::default(),
+        )
+        .await?
+        .items;
+    let history = statefulset_history(&sts, &revisions);
+    Ok((sts, history))
+}
+
+/// Rolls a StatefulSet back to `to_revision` (0: the one before the newest): its template
+/// becomes the revision's, and the controller rolls the pods.
+pub async fn undo_statefulset(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    to_revision: i64,
+) -> Result<UndoOutcome, RolloutError> {
+    retry_on_conflict(|| async {
+        let (sts, history) = list_statefulset_history(client, namespace, name).await?;
+        let target = if to_revision > 0 {
+            find_revision(&history, to_revision).ok_or(RolloutError::RevisionNotFound {
+                revision: to_revision,
+            })?
+        } else {
+            history
+                .len()
+                .checked_sub(2)
+                .and_then(|i| history.get(i))
+                .ok_or(RolloutError::NoLastRevision)?
+        };
+        let revision = target.number;
+        let current = sts.pointer("/spec/template").unwrap_or(&Value::Null);
+        if templates_match(&target.template, current) {
+            return Ok(UndoOutcome::Skipped { revision });
+        }
+        let mut ops = Vec::new();
+        let rv = meta::resource_version(&sts);
+        if !rv.is_empty() {
+            ops.push(json!({"op": "add", "path": "/metadata/resourceVersion", "value": rv}));
+        }
+        ops.push(json!({"op": "replace", "path": "/spec/template", "value": target.template}));
+        client
+            .patch(
+                kind("apps/v1", "StatefulSet")?,
+                Some(namespace),
+                name,
+                PatchType::Json,
+                &Value::Array(ops),
+            )
+            .await?;
+        Ok(UndoOutcome::RolledBack { revision })
+    })
+    .await
 }
 
 /// What `rollout undo` did.
@@ -728,12 +897,20 @@ pub struct StatusOptions {
 /// and the timeout are errors.
 pub async fn wait_rollout(
     client: &Client,
+    rt: &'static ResourceType,
     namespace: &str,
     name: &str,
     options: &StatusOptions,
     mut report: impl FnMut(&RolloutStatus),
 ) -> Result<RolloutStatus, RolloutError> {
-    let rt = deployments()?;
+    let kind: &'static str = match rt.kind {
+        "StatefulSet" => "statefulset",
+        _ => "deployment",
+    };
+    let rollout_status = |obj: &Value, revision: Option<i64>| match kind {
+        "statefulset" => statefulset_status(obj),
+        _ => rollout_status(obj, revision),
+    };
     let mut last: Option<String> = None;
     let mut show = |s: &RolloutStatus| {
         if last.as_deref() != Some(s.message.as_str()) {
@@ -741,8 +918,8 @@ pub async fn wait_rollout(
             last = Some(s.message.clone());
         }
     };
-    // A missing Deployment is the usual NotFound, before any waiting.
-    let first = get_deployment(client, namespace, name).await?;
+    // A missing object is the usual NotFound, before any waiting.
+    let first = client.get(rt, Some(namespace), name).await?;
     let status = rollout_status(&first, options.revision)?;
     show(&status);
     if status.done || !options.watch {
@@ -757,6 +934,7 @@ pub async fn wait_rollout(
             let list = client.list(rt, Some(namespace), &opts).await?;
             let Some(deploy) = list.items.first() else {
                 return Err(RolloutError::Deleted {
+                    kind,
                     name: name.to_string(),
                 });
             };
@@ -790,6 +968,7 @@ pub async fn wait_rollout(
                     }
                     EventType::Deleted => {
                         return Err(RolloutError::Deleted {
+                            kind,
                             name: name.to_string(),
                         });
                     }
@@ -851,6 +1030,71 @@ mod tests {
             rs("other-x", Some("7"), "d-2", "busybox:9", None),
             rs("web-junk", Some("x"), "d-1", "busybox:0", None),
         ]
+    }
+
+    #[test]
+    fn statefulset_rollouts_read_as_kubectl_reads_them() {
+        let sts = |generation: i64, partition: Option<i64>, status: Value| {
+            let mut s = json!({"metadata": {"name": "web", "generation": generation},
+                "spec": {"replicas": 3, "updateStrategy": {"type": "RollingUpdate"}},
+                "status": status});
+            if let Some(p) = partition {
+                s["spec"]["updateStrategy"]["rollingUpdate"] = json!({"partition": p});
+            }
+            s
+        };
+        let msg = |s: &Value| statefulset_status(s).map(|r| (r.message, r.done)).unwrap();
+        assert_eq!(
+            msg(&sts(2, None, json!({"observedGeneration": 1}))),
+            (
+                "Waiting for statefulset spec update to be observed...".into(),
+                false
+            )
+        );
+        assert_eq!(
+            msg(&sts(
+                1,
+                None,
+                json!({"observedGeneration": 1, "readyReplicas": 1})
+            )),
+            ("Waiting for 2 pods to be ready...".into(), false)
+        );
+        let ready = json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 1,
+            "currentReplicas": 2, "currentRevision": "web-a", "updateRevision": "web-b"});
+        assert_eq!(
+            msg(&sts(1, Some(2), ready.clone())),
+            (
+                "partitioned roll out complete: 1 new pods have been updated...".into(),
+                true
+            )
+        );
+        assert_eq!(
+            msg(&sts(1, Some(0), ready.clone())),
+            ("Waiting for partitioned roll out to finish: 1 out of 3 new pods have been updated...".into(), false)
+        );
+        assert_eq!(
+            msg(&sts(1, None, ready)),
+            (
+                "waiting for statefulset rolling update to complete 1 pods at revision web-b..."
+                    .into(),
+                false
+            )
+        );
+        let done = json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 3,
+            "currentReplicas": 3, "currentRevision": "web-b", "updateRevision": "web-b"});
+        assert_eq!(
+            msg(&sts(1, None, done)),
+            (
+                "statefulset rolling update complete 3 pods at revision web-b...".into(),
+                true
+            )
+        );
+        let mut on_delete = sts(1, None, json!({}));
+        on_delete["spec"]["updateStrategy"]["type"] = json!("OnDelete");
+        assert!(matches!(
+            statefulset_status(&on_delete),
+            Err(RolloutError::NotRollingUpdate)
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod job;
 mod namespace;
 mod persistentvolume;
 mod replicaset;
+mod statefulset;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,8 @@ pub fn start(
     let jobs = move |s: &Store| job::reconcile_all(s, &job_events, &backoff);
     let cj_events = crate::events::Recorder::new(store.clone(), "cronjob-controller", node);
     let cronjobs = move |s: &Store| cronjob::reconcile_all(s, &cj_events);
+    let sts_events = crate::events::Recorder::new(store.clone(), "statefulset-controller", node);
+    let statefulsets = move |s: &Store| statefulset::reconcile_all(s, &sts_events);
     let pv = Arc::new(persistentvolume::PvController::new(
         crate::events::Recorder::new(store.clone(), "persistentvolume-controller", node),
         settings.volumes_dir.clone(),
@@ -105,6 +108,12 @@ pub fn start(
             shutdown.clone(),
             cronjob::relevant,
             cronjobs,
+        )),
+        tokio::spawn(run_loop(
+            store.clone(),
+            shutdown.clone(),
+            statefulset::relevant,
+            statefulsets,
         )),
         tokio::spawn(run_loop(
             store.clone(),

@@ -4,7 +4,7 @@
 //! apps/v1 never invents a selector: `spec.selector` is required, must select the template's
 //! labels and is immutable.
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -263,6 +263,22 @@ impl Admit for ReplicaSet {
         if let (Some(new), Some(old)) = (&self.spec, &old.spec) {
             immutable("spec.selector", &new.selector, &old.selector, errs);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ControllerRevision
+// ---------------------------------------------------------------------------------------------
+
+/// A snapshot of a workload's template (`pkg/apis/apps/validation`): `revision` is not
+/// negative and `data` never changes.
+impl Admit for ControllerRevision {
+    fn validate(&self, errs: &mut Vec<FieldError>) {
+        validate_nonnegative("revision", Some(self.revision), errs);
+    }
+
+    fn validate_update(&self, old: &Self, errs: &mut Vec<FieldError>) {
+        immutable("data", &self.data, &old.data, errs);
     }
 }
 
