@@ -42,6 +42,8 @@
 //! - [`storage`]: node-local storage shared by the PersistentVolume controller and the
 //!   kubelet: the `local-path` class, its volume directories, usage measurement. Depends on
 //!   `api` and `store`.
+//! - [`quota`]: volume capacities enforced by ext4/xfs project quotas where the file
+//!   system has them, else the reason and how to enable them. Depends on nothing internal.
 //! - [`daemon`]: the composition root: config → store → server/controllers → shutdown.
 //! - [`client`]: the typed API client over the socket. Depends on `api`.
 //! - [`cli`]: the `berth` commands. Sees only `client` and `api`, never the store.
@@ -59,6 +61,7 @@ pub mod image;
 pub mod ingress;
 pub mod kubelet;
 pub mod network;
+pub mod quota;
 pub mod reset;
 pub mod runtime;
 pub mod scheduler;

@@ -99,6 +99,8 @@ spec:
     let events = ok(&d.cli(&["events", "--for", "pvc/data"]));
     assert!(events.contains("ProvisioningSucceeded"), "{events}");
     assert!(events.contains("CapacityNotEnforced"), "{events}");
+    // It says how to get the capacity enforced.
+    assert!(events.contains("prjquota"), "{events}");
 
     d.apply_yaml("deploy", &deployment("1"));
     let first = the_pod(&d, "db", &[]);

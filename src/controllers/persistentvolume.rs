@@ -558,19 +558,26 @@ fn provision(
         "ProvisioningSucceeded",
         &format!("Successfully provisioned volume {name} using {LOCAL_PATH_PROVISIONER}"),
     );
-    let fs = crate::storage::mount_of(&dir)
-        .map(|(t, _)| t)
-        .unwrap_or_else(|| "unknown".into());
-    ctl.events.record(
-        c,
-        EventType::Warning,
-        "CapacityNotEnforced",
-        &format!(
-            "the capacity {} is not enforced on {} ({fs}): berth measures the volume's usage instead (berth get pvc shows it)",
-            capacity.as_str().unwrap_or_default(),
-            dir.display()
-        ),
-    );
+    // Project quotas enforce the capacity where the file system has them; anywhere else
+    // the claim is told it is only measured, and why.
+    let not_enforced =
+        match crate::quota::enforce(&dir, bytes(&capacity).unwrap_or(0).max(0) as u64) {
+            Ok(crate::quota::Capacity::Enforced { .. }) => None,
+            Ok(crate::quota::Capacity::NotEnforced { reason }) => Some(reason),
+            Err(e) => Some(e.to_string()),
+        };
+    if let Some(reason) = not_enforced {
+        ctl.events.record(
+            c,
+            EventType::Warning,
+            "CapacityNotEnforced",
+            &format!(
+                "the capacity {} is not enforced on {}: {reason}; berth measures the volume's usage instead (berth get pvc shows it)",
+                capacity.as_str().unwrap_or_default(),
+                dir.display()
+            ),
+        );
+    }
     Ok(created)
 }
 
@@ -628,7 +635,9 @@ fn measure(store: &Store, ctl: &PvController, pv: &Value, c: &Value) {
         m.insert(name.clone(), Instant::now());
     }
     let dir = crate::storage::volume_dir(&ctl.volumes, &name);
-    let Ok(used) = crate::storage::disk_usage(&dir) else {
+    // A quota counts the bytes already; else walk the directory.
+    let Some(used) = crate::quota::used(&dir).or_else(|| crate::storage::disk_usage(&dir).ok())
+    else {
         return;
     };
     let used = used.to_string();
