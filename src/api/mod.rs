@@ -8,6 +8,7 @@ pub mod error;
 pub mod kinds;
 pub mod meta;
 pub mod patch;
+pub mod quota;
 pub mod registry;
 pub mod selector;
 pub mod table;

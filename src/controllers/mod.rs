@@ -9,6 +9,7 @@ mod job;
 mod namespace;
 mod persistentvolume;
 mod replicaset;
+mod resourcequota;
 mod statefulset;
 
 use std::sync::Arc;
@@ -120,6 +121,12 @@ pub fn start(
             shutdown.clone(),
             endpoints::relevant,
             endpoints::reconcile_all,
+        )),
+        tokio::spawn(run_loop(
+            store.clone(),
+            shutdown.clone(),
+            resourcequota::relevant,
+            resourcequota::reconcile_all,
         )),
         tokio::spawn(run_loop(
             store,

@@ -807,6 +807,9 @@ impl Store {
             let mut obj = obj;
             s.allocate(txn, rt, &mut obj, None)?;
             s.default_class(txn, rt, &mut obj)?;
+            if let Some(ns) = ns {
+                s.admit_limits_and_quota(txn, rt, ns, &mut obj)?;
+            }
             if dry_run {
                 return Ok(obj);
             }
@@ -927,6 +930,63 @@ impl Store {
             spec.insert(field.into(), Value::String(name));
         }
         Ok(())
+    }
+
+    /// The objects of `group_resource` in `ns`, parsed.
+    fn list_in(
+        &self,
+        txn: &RwTxn<'_>,
+        group_resource: &str,
+        ns: &str,
+    ) -> Result<Vec<Value>, StoreError> {
+        let prefix = schema::object_prefix(group_resource, Some(ns));
+        let mut out = Vec::new();
+        for item in self
+            .dbs
+            .objects
+            .prefix_iter(txn, &prefix)
+            .map_err(self.lmdb("list"))?
+        {
+            let (key, bytes) = item.map_err(self.lmdb("list"))?;
+            out.push(Self::parse(key, &self.unseal(bytes)?)?);
+        }
+        Ok(out)
+    }
+
+    /// LimitRanger and ResourceQuota admission of a create (Forbidden, as Kubernetes).
+    fn admit_limits_and_quota(
+        &self,
+        txn: &RwTxn<'_>,
+        rt: &ResourceType,
+        ns: &str,
+        obj: &mut Value,
+    ) -> Result<(), StoreError> {
+        let name = meta::name(obj).to_string();
+        let forbidden = |msg: String| {
+            StoreError::Api(ApiError::Forbidden {
+                message: format!("{} \"{name}\" is forbidden: {msg}", rt.plural),
+            })
+        };
+        if rt.kind == "Pod" {
+            let ranges = self.list_in(txn, "limitranges", ns)?;
+            if !ranges.is_empty()
+                && let Err(errs) = crate::api::quota::apply_limit_ranges(obj, &ranges)
+            {
+                let msg = if errs.len() == 1 {
+                    errs.join("")
+                } else {
+                    format!("[{}]", errs.join(", "))
+                };
+                return Err(forbidden(msg));
+            }
+        }
+        let quotas = self.list_in(txn, "resourcequotas", ns)?;
+        if quotas.is_empty() {
+            return Ok(());
+        }
+        let gr = rt.group_resource();
+        let existing = self.list_in(txn, &gr, ns)?;
+        crate::api::quota::check(&gr, obj, &quotas, &existing).map_err(forbidden)
     }
 
     /// Namespace admission: the namespace must exist and not be terminating.
