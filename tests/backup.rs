@@ -11,6 +11,14 @@ use std::time::Duration;
 use common::{TMP_PREFIX, TestDaemon, eventually, ok, stderr, stdout};
 
 const WORKLOAD: &str = "apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: web-data
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
 kind: Secret
 metadata:
   name: app-secret
@@ -36,6 +44,9 @@ spec:
         command: [sleep, '3600']
         env:
         - {name: TOKEN, valueFrom: {secretKeyRef: {name: app-secret, key: token}}}
+        volumeMounts: [{name: data, mountPath: /data}]
+      volumes:
+      - {name: data, persistentVolumeClaim: {claimName: web-data}}
 ";
 
 fn running_pods(d: &TestDaemon, n: usize) -> Vec<serde_json::Value> {
@@ -66,8 +77,17 @@ fn backup_then_restore_into_a_fresh_state_dir_on_another_node() {
         let d = TestDaemon::start_with_config("socketMode: \"0666\"\n");
         d.import_busybox();
         d.apply_yaml("workload", WORKLOAD);
-        running_pods(&d, 2);
+        let pods = running_pods(&d, 2);
         secret_before = d.get_json(&["secret", "app-secret"]).expect("secret");
+        let writer = pods[0]["metadata"]["name"].as_str().expect("name");
+        ok(&d.cli(&[
+            "exec",
+            writer,
+            "--",
+            "sh",
+            "-c",
+            "echo precious-data > /data/file",
+        ]));
 
         // Only root may take a backup (it holds the secrets key).
         let o = d.cli_with(&["backup", archive_s], None, Some(65534));
@@ -147,6 +167,28 @@ fn backup_then_restore_into_a_fresh_state_dir_on_another_node() {
         let env = stdout(&b.cli(&["exec", name, "--", "sh", "-c", "echo $TOKEN"]));
         assert_eq!(env.trim(), "backed-up-token-77");
     }
+    // The volume's data came back, at the new state directory's path.
+    let claim = b.get_json(&["pvc", "web-data"]).expect("claim");
+    assert_eq!(claim["status"]["phase"], "Bound");
+    let pv = b
+        .get_json(&["pv", claim["spec"]["volumeName"].as_str().expect("volume")])
+        .expect("pv");
+    let path = pv["spec"]["hostPath"]["path"].as_str().expect("path");
+    assert!(
+        path.starts_with(b.state_dir().to_str().expect("utf-8")),
+        "{path}"
+    );
+    for p in &pods {
+        let name = p["metadata"]["name"].as_str().expect("name");
+        let data = stdout(&b.cli(&["exec", name, "--", "cat", "/data/file"]));
+        assert_eq!(data, "precious-data\n");
+    }
+    // The secrets key came with it (the Secret opened above), mode 0600.
+    let key = b.state_dir().join("secrets.key");
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
     let nodes = b.get_json(&["nodes"]).expect("nodes");
     let names: Vec<&str> = nodes["items"]
         .as_array()
