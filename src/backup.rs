@@ -372,12 +372,7 @@ pub fn check(path: &Path) -> Result<Checked, BackupError> {
         let next = entries.next();
         let Some(entry) = next else { break };
         let mut entry = entry.map_err(|e| damaged(e.to_string()))?;
-        let name = entry
-            .path()
-            .map_err(|e| damaged(e.to_string()))?
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .to_string();
+        let name = entry_name(&entry).map_err(damaged)?;
         if manifest.is_none() {
             if name != MANIFEST {
                 return Err(not_backup(format!(
@@ -475,6 +470,16 @@ pub struct Restored {
     pub lines: Vec<String>,
 }
 
+/// An entry's name, without a directory's trailing slash.
+fn entry_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, String> {
+    Ok(entry
+        .path()
+        .map_err(|e| e.to_string())?
+        .to_string_lossy()
+        .trim_end_matches('/')
+        .to_string())
+}
+
 /// Whether an archive may hold an entry of this name.
 fn known_entry(name: &str) -> bool {
     matches!(name, STORE_ENTRY | KEY_ENTRY | CONFIG_ENTRY)
@@ -514,12 +519,7 @@ pub fn unpack(path: &Path, checked: &Checked, target: &Target) -> Result<Restore
     let mut config_written = false;
     for entry in entries {
         let mut entry = entry.map_err(|e| damaged(e.to_string()))?;
-        let name = entry
-            .path()
-            .map_err(|e| damaged(e.to_string()))?
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .to_string();
+        let name = entry_name(&entry).map_err(damaged)?;
         let dest = match name.as_str() {
             MANIFEST | CHECKSUMS => continue,
             STORE_ENTRY => staged_store.clone(),

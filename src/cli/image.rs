@@ -58,6 +58,17 @@ pub enum ImageCommand {
     },
 }
 
+/// An image object's id as `docker images` shows it (12 hex digits).
+fn short_id(img: &Value) -> String {
+    img["spec"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
+}
+
 /// A reference as one path segment.
 fn segment(reference: &str) -> String {
     form_urlencoded::byte_serialize(reference.as_bytes()).collect()
@@ -103,13 +114,7 @@ pub async fn image(client: &Client, args: ImageArgs) -> Result<(), CliError> {
                 println!(
                     "Pulled {} ({}, {} bytes) in {:.1}s",
                     img["metadata"]["name"].as_str().unwrap_or_default(),
-                    img["spec"]["id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .trim_start_matches("sha256:")
-                        .chars()
-                        .take(12)
-                        .collect::<String>(),
+                    short_id(img),
                     img["spec"]["size"].as_u64().unwrap_or_default(),
                     started.elapsed().as_secs_f64()
                 );
@@ -186,13 +191,7 @@ async fn import(client: &Client, file: &str, name: Option<&str>) -> Result<(), C
         println!(
             "Imported {} ({})",
             img["metadata"]["name"].as_str().unwrap_or_default(),
-            img["spec"]["id"]
-                .as_str()
-                .unwrap_or_default()
-                .trim_start_matches("sha256:")
-                .chars()
-                .take(12)
-                .collect::<String>()
+            short_id(img)
         );
     }
     Ok(())

@@ -304,31 +304,41 @@ fn set_pv_phase(store: &Store, pv: &Value, phase: &str) -> Result<(), StoreError
     super::write_status(store, pv_rt()?, &mut pv, &status)
 }
 
+/// Changes claim `c` (the same claim: its uid must not have changed) with `change`.
+fn update_claim(
+    store: &Store,
+    c: &Value,
+    change: impl FnOnce(&Value, &mut Value) + Send,
+) -> Result<Value, StoreError> {
+    let uid = meta::uid(c).to_string();
+    store.update_with(
+        pvc_rt()?,
+        Some(meta::namespace(c)),
+        meta::name(c),
+        Subresource::Main,
+        false,
+        move |cur| {
+            if meta::uid(cur) != uid {
+                return Err(ApiError::bad_request("the claim was replaced"));
+            }
+            let mut new = cur.clone();
+            change(cur, &mut new);
+            Ok(new)
+        },
+    )
+}
+
 /// Removes the protection finalizer of a claim being deleted that no pod uses.
 fn release_protection(store: &Store, c: &Value) -> Result<(), StoreError> {
-    let uid = meta::uid(c).to_string();
-    store
-        .update_with(
-            pvc_rt()?,
-            Some(meta::namespace(c)),
-            meta::name(c),
-            Subresource::Main,
-            false,
-            move |cur| {
-                if meta::uid(cur) != uid {
-                    return Err(ApiError::bad_request("the claim was replaced"));
-                }
-                let mut new = cur.clone();
-                let kept: Vec<String> = strings(cur, "/metadata/finalizers")
-                    .into_iter()
-                    .filter(|f| f != PVC_PROTECTION)
-                    .collect();
-                meta::set(&mut new, "finalizers", Some(json!(kept)));
-                Ok(new)
-            },
-        )
-        .map(drop)
-        .or_else(ignore_gone)
+    update_claim(store, c, |cur, new| {
+        let kept: Vec<String> = strings(cur, "/metadata/finalizers")
+            .into_iter()
+            .filter(|f| f != PVC_PROTECTION)
+            .collect();
+        meta::set(new, "finalizers", Some(json!(kept)));
+    })
+    .map(drop)
+    .or_else(ignore_gone)
 }
 
 fn ignore_gone(e: StoreError) -> Result<(), StoreError> {
@@ -467,30 +477,15 @@ fn bind_claim(
 /// The claim's side of a binding: `volumeName`, annotations, then status.
 fn finish_bind(store: &Store, c: &Value, pv: &Value) -> Result<(), StoreError> {
     let rt = pvc_rt()?;
-    let uid = meta::uid(c).to_string();
     let pv_name = meta::name(pv).to_string();
-    let updated = store.update_with(
-        rt,
-        Some(meta::namespace(c)),
-        meta::name(c),
-        Subresource::Main,
-        false,
-        {
-            let pv_name = pv_name.clone();
-            move |cur| {
-                if meta::uid(cur) != uid {
-                    return Err(ApiError::bad_request("the claim was replaced"));
-                }
-                let mut new = cur.clone();
-                new["spec"]["volumeName"] = json!(pv_name);
-                let mut ann = meta::annotations(cur);
-                ann.insert("pv.kubernetes.io/bind-completed".into(), "yes".into());
-                ann.insert("pv.kubernetes.io/bound-by-controller".into(), "yes".into());
-                meta::set(&mut new, "annotations", Some(json!(ann)));
-                Ok(new)
-            }
-        },
-    );
+    let name = pv_name.clone();
+    let updated = update_claim(store, c, move |cur, new| {
+        new["spec"]["volumeName"] = json!(name);
+        let mut ann = meta::annotations(cur);
+        ann.insert("pv.kubernetes.io/bind-completed".into(), "yes".into());
+        ann.insert("pv.kubernetes.io/bound-by-controller".into(), "yes".into());
+        meta::set(new, "annotations", Some(json!(ann)));
+    });
     let mut claim = match updated {
         Ok(v) => v,
         Err(e) => return ignore_gone(e),
@@ -644,25 +639,11 @@ fn measure(store: &Store, ctl: &PvController, pv: &Value, c: &Value) {
     if meta::annotations(c).get(USED_BYTES_ANNOTATION) == Some(&used) {
         return;
     }
-    let Ok(rt) = pvc_rt() else { return };
-    let uid = meta::uid(c).to_string();
-    let r = store.update_with(
-        rt,
-        Some(meta::namespace(c)),
-        meta::name(c),
-        Subresource::Main,
-        false,
-        move |cur| {
-            if meta::uid(cur) != uid {
-                return Err(ApiError::bad_request("the claim was replaced"));
-            }
-            let mut new = cur.clone();
-            let mut ann = meta::annotations(cur);
-            ann.insert(USED_BYTES_ANNOTATION.into(), used.clone());
-            meta::set(&mut new, "annotations", Some(json!(ann)));
-            Ok(new)
-        },
-    );
+    let r = update_claim(store, c, move |cur, new| {
+        let mut ann = meta::annotations(cur);
+        ann.insert(USED_BYTES_ANNOTATION.into(), used);
+        meta::set(new, "annotations", Some(json!(ann)));
+    });
     if let Err(e) = r.map(drop).or_else(ignore_gone) {
         tracing::warn!(volume = %name, error = %e, "cannot record a volume's usage");
     }
