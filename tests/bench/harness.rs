@@ -14,6 +14,8 @@
 //! all Running and Ready, one rolling update of it, RSS with 100 pods, against podman
 //! starting 100 containers. `cargo bench --bench harness -- workloads`.
 //!
+//! Section "pull" (tests/bench/pull.rs): `berth image pull` of a multi-layer image against
+//! `skopeo copy` of it, from one registry on loopback.
 //! Section "network" (tests/bench/network.rs): requests per second to a busybox httpd pod
 //! directly, through its ClusterIP and through the Ingress. `-- network`.
 //!
@@ -25,6 +27,7 @@
 mod common;
 mod containers;
 mod network;
+mod pull;
 mod workloads;
 
 use std::time::{Duration, Instant};
@@ -131,6 +134,11 @@ fn main() {
         let md = network::run_section();
         println!("{md}");
         update_benchmarks_md("network", &md);
+    }
+    if wanted("pull") {
+        let md = pull::run_section();
+        println!("{md}");
+        update_benchmarks_md("pull", &md);
     }
 }
 
