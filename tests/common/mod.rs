@@ -202,6 +202,12 @@ impl TestDaemon {
         } else {
             format!("{config}ingressHttpPort: 0\ningressHttpsPort: 0\n")
         };
+        // Nor image GC (the CI disk may be fuller than 85 %), unless a test asks for it.
+        let config = if self.config.contains("imageGCHighThresholdPercent") {
+            config
+        } else {
+            format!("{config}imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n")
+        };
         std::fs::write(self.config_path(), config).expect("write config");
     }
 
