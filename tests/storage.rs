@@ -136,20 +136,23 @@ spec:
     assert_eq!(ok(&exec(&d, &after, "cat /data/f")), "one\ntwo\n");
     bound(&d, "data");
 
-    // berth get pvc shows what the volume holds (the 300 kB blob at least).
-    let table = eventually(60, "the used bytes in get pvc", || {
+    // berth get pvc shows what the volume holds (the 300 kB blob at least), measured
+    // every minute.
+    let used: u64 = eventually(150, "the blob counted in the claim's used bytes", || {
         std::thread::sleep(Duration::from_millis(500));
-        let out = ok(&d.cli(&["get", "pvc"]));
-        out.lines()
-            .any(|l| l.starts_with("data ") && (l.contains("Ki ") || l.contains("Mi ")))
-            .then_some(out)
+        d.get_json(&["pvc", "data"])?["metadata"]["annotations"]["berth.io/used-bytes"]
+            .as_str()
+            .and_then(|b| b.parse().ok())
+            .filter(|u| *u >= 300_000)
     });
+    let table = ok(&d.cli(&["get", "pvc"]));
     assert!(table.contains("USED"), "{table}");
-    let used: u64 = d.get_json(&["pvc", "data"]).expect("pvc")["metadata"]["annotations"]
-        ["berth.io/used-bytes"]
-        .as_str()
-        .and_then(|b| b.parse().ok())
-        .expect("used bytes");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("data ") && (l.contains("Ki ") || l.contains("Mi "))),
+        "{table}"
+    );
     assert!(used >= 300_000, "{used}");
 }
 

@@ -204,6 +204,21 @@ async fn run_loop<W: Into<Wake> + Send + 'static>(
     }
 }
 
+/// Whether a change can matter to a controller that looks at pods only for their
+/// presence, phase and deletion mark: any change but a pod's status write that changed
+/// neither (the kubelet's frequent ones). A replayed change (no `previous`) counts.
+fn pod_change_matters(c: &Change) -> bool {
+    if c.resource.kind != "Pod" || c.kind != crate::api::watch::EventType::Modified {
+        return true;
+    }
+    let Some(prev) = &c.previous else {
+        return true;
+    };
+    ["/status/phase", "/metadata/deletionTimestamp", "/spec"]
+        .iter()
+        .any(|p| prev.pointer(p) != c.object.pointer(p))
+}
+
 /// Lists two kinds for one pass of a controller; `None` (logged) when either cannot be read.
 fn list_two(
     store: &Store,

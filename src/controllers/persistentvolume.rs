@@ -11,7 +11,7 @@
 //!   deleted with its directory, Retain keeps both.
 //! - A claim being deleted keeps its `kubernetes.io/pvc-protection` finalizer until no
 //!   running pod uses it.
-//! - The bytes each local-path volume holds are measured (capacity is not enforced on this
+//! - The bytes each local-path volume holds are measured (every minute) (capacity is not enforced on this
 //!   file system: a Warning event says so) and put on the claim as `berth.io/used-bytes`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,14 +28,15 @@ use crate::events::{EventType, Recorder};
 use crate::storage::{LOCAL_PATH_PROVISIONER, USED_BYTES_ANNOTATION};
 use crate::store::{Change, DeleteOptions, PVC_PROTECTION, Store, StoreError, Subresource};
 
-/// How often a bound local-path volume's usage is measured.
-const MEASURE_EVERY: Duration = Duration::from_secs(10);
+/// How often a bound local-path volume's usage is measured (a walk of its files, unless a
+/// project quota counts them; the kubelet's volume stats are as fresh).
+const MEASURE_EVERY: Duration = Duration::from_secs(60);
 
 pub(super) fn relevant(c: &Change) -> bool {
     matches!(
         c.resource.kind,
         "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass" | "Pod"
-    )
+    ) && super::pod_change_matters(c)
 }
 
 /// The controller's state between passes.

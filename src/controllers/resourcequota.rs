@@ -9,7 +9,7 @@ use crate::api::{meta, registry};
 use crate::store::{Change, Store};
 
 pub(super) fn relevant(c: &Change) -> bool {
-    c.resource.kind != "Event"
+    c.resource.kind != "Event" && super::pod_change_matters(c)
 }
 
 pub(super) fn reconcile_all(store: &Store) -> bool {

@@ -295,16 +295,18 @@ pub fn resolve(pod: &Pod, v: &Volume, lookup: &dyn ObjectLookup) -> Result<Kind,
         return host_path(&h.path, h.type_.as_deref().unwrap_or("")).map(Kind::Host);
     }
     let mut files = Files::new();
+    // The files of one ConfigMap or Secret (`optional` unset means required).
+    let object = |kind, name: &str, items, optional: Option<bool>, mode, files: &mut Files| {
+        let optional = optional.unwrap_or(false);
+        object_files(lookup, kind, ns, name, items, optional, mode, files)
+    };
     if let Some(c) = &v.config_map {
         let mode = mode_of(c.default_mode, DEFAULT_MODE);
-        let optional = c.optional.unwrap_or(false);
-        object_files(
-            lookup,
+        object(
             "ConfigMap",
-            ns,
             &c.name,
             c.items.as_ref(),
-            optional,
+            c.optional,
             mode,
             &mut files,
         )?;
@@ -315,15 +317,12 @@ pub fn resolve(pod: &Pod, v: &Volume, lookup: &dyn ObjectLookup) -> Result<Kind,
     }
     if let Some(s) = &v.secret {
         let mode = mode_of(s.default_mode, DEFAULT_MODE);
-        let optional = s.optional.unwrap_or(false);
         let name = s.secret_name.as_deref().unwrap_or_default();
-        object_files(
-            lookup,
+        object(
             "Secret",
-            ns,
             name,
             s.items.as_ref(),
-            optional,
+            s.optional,
             mode,
             &mut files,
         )?;
@@ -345,26 +344,20 @@ pub fn resolve(pod: &Pod, v: &Volume, lookup: &dyn ObjectLookup) -> Result<Kind,
         let mode = mode_of(p.default_mode, DEFAULT_MODE);
         for s in p.sources.iter().flatten() {
             if let Some(c) = &s.config_map {
-                let optional = c.optional.unwrap_or(false);
-                object_files(
-                    lookup,
+                object(
                     "ConfigMap",
-                    ns,
                     &c.name,
                     c.items.as_ref(),
-                    optional,
+                    c.optional,
                     mode,
                     &mut files,
                 )?;
             } else if let Some(c) = &s.secret {
-                let optional = c.optional.unwrap_or(false);
-                object_files(
-                    lookup,
+                object(
                     "Secret",
-                    ns,
                     &c.name,
                     c.items.as_ref(),
-                    optional,
+                    c.optional,
                     mode,
                     &mut files,
                 )?;
