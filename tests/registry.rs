@@ -5,11 +5,15 @@
 
 mod common;
 
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{TestDaemon, eventually, ok, stderr, stdout};
+use common::tmux::Tmux;
+use common::{TestDaemon, berth_bin, eventually, ok, raw_get, stderr, stdout};
 
 /// A `docker-registry` on 127.0.0.1:`port`, stopped on drop.
 struct Registry {
@@ -113,6 +117,96 @@ impl Registry {
             "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
             &hex[..2]
         ))
+    }
+}
+
+/// A TCP proxy on 127.0.0.1:`port` to `upstream` that sends the answers on at `rate`
+/// bytes a second: a slow registry, so that a pull can be seen under way. Stops on drop.
+struct SlowProxy {
+    stop: Arc<AtomicBool>,
+    port: u16,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowProxy {
+    fn start(port: u16, upstream: u16, rate: usize) -> SlowProxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut workers = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                for (from, to, limit) in [
+                    (client.try_clone(), server.try_clone(), None),
+                    (server.try_clone(), client.try_clone(), Some(rate)),
+                ] {
+                    let (Ok(from), Ok(to)) = (from, to) else {
+                        continue;
+                    };
+                    let flag = flag.clone();
+                    workers.push(std::thread::spawn(move || pump(from, to, limit, &flag)));
+                }
+            }
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+        SlowProxy {
+            stop,
+            port,
+            thread: Some(thread),
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Copies `from` to `to` (at most `rate` bytes a second) until either closes or `stop`.
+fn pump(mut from: TcpStream, mut to: TcpStream, rate: Option<usize>, stop: &AtomicBool) {
+    use std::io::{Read, Write};
+    let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+    let chunk = rate.map_or(64 * 1024, |r| (r / 10).max(1));
+    let mut buf = vec![0u8; chunk];
+    while !stop.load(Ordering::Relaxed) {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                if rate.is_some() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+impl Drop for SlowProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -254,6 +348,10 @@ fn pull_from_a_plain_http_registry_by_tag_and_by_digest() {
     let image = format!("{}/tools/busybox:1.0", reg.host());
     let out = ok(&d.cli(&["image", "pull", &image]));
     assert!(out.contains(&format!("Pulled {image}")), "{out}");
+    // Not a terminal: a plain line per blob as its state changes, each ending verified
+    // (the config and the layers).
+    let verified = out.lines().filter(|l| l.contains(": verified (")).count();
+    assert!(verified >= 2, "{out}");
     let ls = ok(&d.cli(&["image", "ls"]));
     assert!(
         ls.contains(&format!("{}/tools/busybox", reg.host())),
@@ -611,4 +709,62 @@ fn mirrors_in_order_with_fallback_and_a_multi_platform_index() {
     let v: serde_json::Value = serde_json::from_str(&info).expect("json");
     assert_eq!(v["spec"]["architecture"], "amd64");
     assert_eq!(v["spec"]["manifestDigest"], amd64.as_str());
+}
+
+#[test]
+fn pull_progress_shows_as_bars_on_a_terminal_and_on_the_pod_in_the_tui() {
+    let d = TestDaemon::start();
+    let tar = archive(&d);
+    let reg = Registry::start(&d.dir.path().join("registry"), d.net.host_port(0), None);
+    reg.push(&tar, "tools/busybox:1.0", None);
+    // About 100 KiB/s: the test image's layer takes several seconds.
+    let slow = SlowProxy::start(d.net.host_port(1), d.net.host_port(0), 100 * 1024);
+    let image = format!("{}/tools/busybox:1.0", slow.host());
+    let env = format!("env BERTH_SOCKET={}", d.socket().display());
+
+    // berth image pull on a terminal: a bar per blob, redrawn in place.
+    let t = Tmux::start(
+        &d,
+        &format!("{env} {} image pull {image}; sleep 600", berth_bin()),
+    );
+    let screen = t.wait_for(": downloading");
+    assert!(screen.contains("[="), "{screen}");
+    let done = eventually(120, "the pull to finish", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let s = t.screen();
+        s.contains(&format!("Pulled {image}")).then_some(s)
+    });
+    assert!(done.contains(": verified"), "{done}");
+    // Redrawn in place, not scrolled: no bar is left at "downloading".
+    assert!(!done.contains(": downloading"), "{done}");
+    drop(t);
+    ok(&d.cli(&["image", "rm", &image]));
+
+    // A pod whose image is being pulled: the TUI shows how far, the API lists the pull.
+    let t = Tmux::start(&d, &format!("{env} {}", berth_bin()));
+    t.wait_for("NAME");
+    d.apply_yaml("pod", &pod_yaml("slow", &image, "IfNotPresent", None));
+    let screen = t.wait_for("Pulling ");
+    let row = screen
+        .lines()
+        .find(|l| l.contains("slow"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(row.contains("Pulling ") && row.contains('%'), "{screen}");
+    let (status, _, pulls) = raw_get(&d, "/apis/images.berth.dev/v1/pulls", "application/json");
+    assert_eq!(status, 200);
+    let item = pulls["items"]
+        .as_array()
+        .and_then(|i| i.first())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(item["status"]["reference"], image.as_str(), "{pulls}");
+    assert!(
+        item["status"]["totalBytes"].as_u64().unwrap_or(0) > 0,
+        "{pulls}"
+    );
+    running(&d, "slow");
+    t.wait_gone("Pulling ");
+    let (_, _, pulls) = raw_get(&d, "/apis/images.berth.dev/v1/pulls", "application/json");
+    assert_eq!(pulls["items"], serde_json::json!([]), "{pulls}");
 }

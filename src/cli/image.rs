@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::{CliError, Output};
+use crate::api::table::human_size;
 use crate::client::Client;
 
 const IMAGES_PATH: &str = "/apis/images.berth.dev/v1/images";
@@ -99,28 +100,7 @@ pub async fn image(client: &Client, args: ImageArgs) -> Result<(), CliError> {
             println!("{} image(s) removed", removed.len());
             Ok(())
         }
-        ImageCommand::Pull { reference } => {
-            println!("Pulling {reference} …");
-            let started = std::time::Instant::now();
-            let v = client
-                .request(
-                    hyper::Method::POST,
-                    &format!("{IMAGES_PATH}?pull={}", segment(&reference)),
-                    None,
-                    None,
-                )
-                .await?;
-            for img in v["items"].as_array().into_iter().flatten() {
-                println!(
-                    "Pulled {} ({}, {} bytes) in {:.1}s",
-                    img["metadata"]["name"].as_str().unwrap_or_default(),
-                    short_id(img),
-                    img["spec"]["size"].as_u64().unwrap_or_default(),
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            Ok(())
-        }
+        ImageCommand::Pull { reference } => pull(client, &reference).await,
         ImageCommand::Inspect { reference, output } => {
             let v = client
                 .request(
@@ -244,9 +224,164 @@ fn print_value(v: &Value, output: Option<Output>) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `berth image pull`: streams the pull's progress — a bar per blob on a terminal, a line
+/// per blob as it starts and ends otherwise — then says what was pulled.
+async fn pull(client: &Client, reference: &str) -> Result<(), CliError> {
+    use std::io::IsTerminal;
+    println!("Pulling {reference} …");
+    let started = std::time::Instant::now();
+    let mut stream = client
+        .open_stream(
+            hyper::Method::POST,
+            &format!("{IMAGES_PATH}?pull={}&progress=true", segment(reference)),
+        )
+        .await?;
+    let mut view = PullView::new(std::io::stdout().is_terminal());
+    let mut buf: Vec<u8> = Vec::new();
+    let mut last = Value::Null;
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk?);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            if v["kind"] == "PullProgress" {
+                view.show(&v["status"]);
+            } else {
+                last = v;
+            }
+        }
+    }
+    if last["kind"] == "Status" {
+        return Err(
+            crate::client::ClientError::from(crate::api::ApiError::from_status(&last)).into(),
+        );
+    }
+    let items = last["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        return Err(CliError::Failed(
+            "the daemon ended the pull without saying how it went: see journalctl -u berth"
+                .to_string(),
+        ));
+    }
+    for img in &items {
+        println!(
+            "Pulled {} ({}, {}) in {:.1}s",
+            img["metadata"]["name"].as_str().unwrap_or_default(),
+            short_id(img),
+            human_size(img["spec"]["size"].as_u64().unwrap_or_default()),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// What `berth image pull` has shown of a pull so far.
+struct PullView {
+    terminal: bool,
+    /// Lines drawn last time (terminal: redrawn in place).
+    drawn: usize,
+    /// Each blob's last state shown (plain output: a line when it changes).
+    states: std::collections::BTreeMap<String, String>,
+}
+
+impl PullView {
+    fn new(terminal: bool) -> PullView {
+        PullView {
+            terminal,
+            drawn: 0,
+            states: Default::default(),
+        }
+    }
+
+    fn show(&mut self, status: &Value) {
+        let blobs = status["blobs"].as_array().cloned().unwrap_or_default();
+        let lines: Vec<String> = blobs
+            .iter()
+            .filter_map(|b| {
+                let digest = b["digest"].as_str()?;
+                let short: String = digest
+                    .trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect();
+                let size = b["size"].as_u64().unwrap_or_default();
+                let done = b["done"].as_u64().unwrap_or_default().min(size);
+                let state = b["state"].as_str().unwrap_or_default();
+                if self.terminal {
+                    Some(progress_line(&short, state, done, size))
+                } else if self.states.get(digest).map(String::as_str) != Some(state) {
+                    self.states.insert(digest.to_string(), state.to_string());
+                    Some(format!("{short}: {state} ({})", human_size(size)))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        if self.terminal {
+            // Back to the first line of the last drawing, then draw over it.
+            let mut out = String::new();
+            if self.drawn > 0 {
+                out.push_str(&format!("\x1b[{}A", self.drawn));
+            }
+            for l in &lines {
+                out.push_str("\x1b[2K");
+                out.push_str(l);
+                out.push('\n');
+            }
+            print!("{out}");
+            self.drawn = lines.len();
+        } else {
+            for l in &lines {
+                println!("{l}");
+            }
+        }
+    }
+}
+
+/// One blob's bar: `3f2a9c0d1e2b: downloading [=========>          ]  4.0 MiB/8.0 MiB`.
+fn progress_line(short: &str, state: &str, done: u64, size: u64) -> String {
+    const WIDTH: u64 = 30;
+    let filled = (done * WIDTH).checked_div(size).unwrap_or(WIDTH).min(WIDTH);
+    let mut bar = "=".repeat(filled as usize);
+    if filled < WIDTH {
+        bar.push('>');
+        bar.push_str(&" ".repeat((WIDTH - filled - 1) as usize));
+    }
+    format!(
+        "{short}: {state:<11} [{bar}] {:>9}/{}",
+        human_size(done),
+        human_size(size)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_fill_with_the_bytes_in_hand() {
+        assert_eq!(
+            progress_line("abc", "downloading", 500, 1000),
+            format!(
+                "abc: downloading [{}>{}]      500B/1kB",
+                "=".repeat(15),
+                " ".repeat(14)
+            )
+        );
+        assert!(progress_line("abc", "verified", 1000, 1000).contains(&"=".repeat(30)));
+    }
+
+    #[test]
+    fn plain_output_says_each_state_once() {
+        let mut v = PullView::new(false);
+        let status = serde_json::json!({"blobs": [{"digest": "sha256:0123456789abcdef", "size": 10, "done": 5, "state": "downloading"}]});
+        v.show(&status);
+        v.show(&status);
+        assert_eq!(v.states.len(), 1);
+        assert_eq!(v.states["sha256:0123456789abcdef"], "downloading");
+    }
 
     #[test]
     fn rows_split_repository_and_tag_like_docker_images() {

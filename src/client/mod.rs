@@ -527,10 +527,11 @@ impl LogOptions {
 }
 
 impl Client {
-    /// Opens a GET whose answer is streamed (logs); a non-success answer is its error.
-    async fn open_stream(&self, path: &str) -> Result<ByteStream, ClientError> {
+    /// Opens a request whose answer is streamed (logs, pulls); a non-success answer is its
+    /// error.
+    pub async fn open_stream(&self, method: Method, path: &str) -> Result<ByteStream, ClientError> {
         let req = Request::builder()
-            .method(Method::GET)
+            .method(method)
             .uri(path)
             .header("host", "berth")
             .header(ACCEPT, "*/*")
@@ -553,7 +554,8 @@ impl Client {
 
     /// A backup archive of the node, as the daemon writes it (root only).
     pub async fn backup(&self) -> Result<ByteStream, ClientError> {
-        self.open_stream("/apis/backup.berth.dev/v1/backup").await
+        self.open_stream(Method::GET, "/apis/backup.berth.dev/v1/backup")
+            .await
     }
 
     /// A container's log, as it is read (with `follow`, until the container's run ends).
@@ -568,7 +570,8 @@ impl Client {
             encode_segment(namespace),
             encode_segment(pod)
         );
-        self.open_stream(&with_query(&path, &options.query())).await
+        self.open_stream(Method::GET, &with_query(&path, &options.query()))
+            .await
     }
 }
 

@@ -50,7 +50,7 @@ pub use error::ImageError;
 pub use layer::Compression;
 pub use pull::{PullPolicy, pull_decision};
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference, normalize};
-pub use registry::{PullAuth, Registries};
+pub use registry::{BlobProgress, PullAuth, PullProgress, Registries, Tracker};
 pub use rootfs::{RootFs, is_mounted, remove_rootfs, unmount_rootfs};
 pub use spec::{ImageConfig, ImageInfo, LayerInfo};
 pub use store::{ImageStore, RemoveReport};

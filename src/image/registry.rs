@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -62,6 +62,60 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_REDIRECTS: usize = 5;
 /// The system's CA bundle (Debian's ca-certificates).
 const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// How far one pull has come: a line per blob (the config and each layer), for the
+/// progress bars of `berth image pull` and the TUI's pod list.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullProgress {
+    /// The normalised reference being pulled.
+    pub reference: String,
+    pub blobs: Vec<BlobProgress>,
+}
+
+/// One blob of a pull.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobProgress {
+    pub digest: String,
+    pub size: u64,
+    /// Bytes in hand, counting what an interrupted pull left.
+    pub done: u64,
+    /// `waiting`, `downloading`, `resuming`, `verified`, or `exists` (the store had it).
+    pub state: String,
+}
+
+impl PullProgress {
+    /// Bytes in hand and bytes in all, over every blob.
+    pub fn totals(&self) -> (u64, u64) {
+        self.blobs
+            .iter()
+            .fold((0, 0), |(d, t), b| (d + b.done, t + b.size))
+    }
+
+    /// Percent done (0 until the manifest says the sizes).
+    pub fn percent(&self) -> u8 {
+        let (done, total) = self.totals();
+        if total == 0 {
+            return 0;
+        }
+        (done.min(total) * 100 / total) as u8
+    }
+}
+
+/// A pull's progress, shared between the download tasks and whoever shows it.
+pub type Tracker = Arc<Mutex<PullProgress>>;
+
+/// Sets blob `digest`'s progress in `tracker`.
+fn track(tracker: &Tracker, digest: &str, done: u64, state: &str) {
+    let Ok(mut p) = tracker.lock() else { return };
+    if let Some(b) = p.blobs.iter_mut().find(|b| b.digest == digest) {
+        b.done = done;
+        if b.state != state {
+            b.state = state.to_string();
+        }
+    }
+}
 
 /// `registries.yaml`: mirrors and per-host settings, in k3s' shape.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -652,7 +706,12 @@ impl Session<'_> {
     }
 
     /// Downloads blob `desc` to `partial` (resuming what is there) and checks it.
-    async fn blob(&mut self, desc: &Descriptor, partial: &Path) -> Result<(), String> {
+    async fn blob(
+        &mut self,
+        desc: &Descriptor,
+        partial: &Path,
+        tracker: &Tracker,
+    ) -> Result<(), String> {
         let digest = Digest::parse(&desc.digest).map_err(|e| e.to_string())?;
         let mut hash = Sha256::new();
         let mut have = 0u64;
@@ -696,6 +755,8 @@ impl Session<'_> {
             } else if have > 0 {
                 tracing::info!(blob = %desc.digest, offset = have, "resuming a blob download");
             }
+            let state = if have > 0 { "resuming" } else { "downloading" };
+            track(tracker, &desc.digest, have, state);
             let mut f = fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -716,6 +777,7 @@ impl Session<'_> {
                     hash.update(&data);
                     f.write_all(&data)
                         .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+                    track(tracker, &desc.digest, have, state);
                 }
             }
             f.sync_all()
@@ -729,6 +791,7 @@ impl Session<'_> {
                 desc.digest
             ));
         }
+        track(tracker, &desc.digest, have, "verified");
         Ok(())
     }
 }
@@ -764,19 +827,13 @@ pub(crate) struct Fetched {
     pub files: Vec<(String, PathBuf)>,
 }
 
-/// Fetches `reference` into `staging` (an OCI layout's files), resuming blobs kept in
-/// `partial_dir` and skipping those the store holds in `blobs_dir`; tries each endpoint in
-/// turn.
-pub(crate) async fn fetch(
+/// The endpoints a pull of `reference` may try, in order, each base URL spelled out (a
+/// loopback registry's plain-HTTP fallback after its HTTPS one).
+fn reachable(
     reference: &Reference,
     regs: &Registries,
-    auth: &PullAuth,
-    staging: &Path,
-    partial_dir: &Path,
-    blobs_dir: &Path,
     allowed: &[String],
-) -> Result<Fetched, ImageError> {
-    let mut errors = Vec::new();
+) -> Result<Vec<Endpoint>, ImageError> {
     let host_of = |h: &str| -> String {
         let h = h.trim_start_matches('[');
         match h.split_once(']') {
@@ -803,32 +860,47 @@ pub(crate) async fn fetch(
             ),
         });
     }
+    let mut out = Vec::new();
     for ep in reachable {
-        let mut bases = vec![ep.base.clone()];
         if ep.plain_fallback {
-            bases.push(ep.base.replacen("https://", "http://", 1));
+            let plain = ep.base.replacen("https://", "http://", 1);
+            out.push(ep.clone());
+            out.push(Endpoint { base: plain, ..ep });
+        } else {
+            out.push(ep);
         }
-        for base in bases {
-            let endpoint = Endpoint {
-                base: base.clone(),
-                ..ep.clone()
-            };
-            match fetch_from(
-                reference,
-                regs,
-                auth,
-                &endpoint,
-                staging,
-                partial_dir,
-                blobs_dir,
-            )
-            .await
-            {
-                Ok(f) => return Ok(f),
-                Err(e) => {
-                    tracing::info!(image = %reference, endpoint = %base, error = %e, "pull from an endpoint failed");
-                    errors.push(format!("{base}: {e}"));
-                }
+    }
+    Ok(out)
+}
+
+/// Fetches `reference` into `staging` (an OCI layout's files), resuming blobs kept in
+/// `partial_dir` and skipping those the store holds in `blobs_dir`; tries each endpoint in
+/// turn.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn fetch(
+    reference: &Reference,
+    regs: &Registries,
+    auth: &PullAuth,
+    staging: &Path,
+    partial_dir: &Path,
+    blobs_dir: &Path,
+    allowed: &[String],
+    tracker: &Tracker,
+) -> Result<Fetched, ImageError> {
+    let mut errors = Vec::new();
+    for ep in reachable(reference, regs, allowed)? {
+        let base = ep.base.clone();
+        let result = match session(reference, regs, auth, &ep) {
+            Ok(mut s) => {
+                fetch_from(reference, &mut s, staging, partial_dir, blobs_dir, tracker).await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(f) => return Ok(f),
+            Err(e) => {
+                tracing::info!(image = %reference, endpoint = %base, error = %e, "pull from an endpoint failed");
+                errors.push(format!("{base}: {e}"));
             }
         }
     }
@@ -838,15 +910,41 @@ pub(crate) async fn fetch(
     })
 }
 
-async fn fetch_from(
+/// The digest `reference`'s tag names now in its registry (the manifest or index it
+/// resolves to, as `docker buildx imagetools inspect` shows it), without pulling anything.
+pub(crate) async fn resolve_digest(
     reference: &Reference,
     regs: &Registries,
     auth: &PullAuth,
+    allowed: &[String],
+) -> Result<Digest, ImageError> {
+    let wanted = reference.tag().unwrap_or(super::DEFAULT_TAG).to_string();
+    let mut errors = Vec::new();
+    for ep in reachable(reference, regs, allowed)? {
+        let base = ep.base.clone();
+        let result = match session(reference, regs, auth, &ep) {
+            Ok(mut s) => s.manifest(&wanted, None).await.map(|(_, _, d)| d),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(d) => return Ok(d),
+            Err(e) => errors.push(format!("{base}: {e}")),
+        }
+    }
+    Err(ImageError::PullFailed {
+        image: reference.to_string(),
+        reason: errors.join("; "),
+    })
+}
+
+/// A session with endpoint `ep` for `reference`'s repository, with the pod's credentials
+/// for its registry, else `registries.yaml`'s.
+fn session<'a>(
+    reference: &Reference,
+    regs: &'a Registries,
+    auth: &PullAuth,
     ep: &Endpoint,
-    staging: &Path,
-    partial_dir: &Path,
-    blobs_dir: &Path,
-) -> Result<Fetched, String> {
+) -> Result<Session<'a>, String> {
     let credentials = auth.get(reference.domain()).or_else(|| {
         let c = regs
             .configs
@@ -861,14 +959,24 @@ async fn fetch_from(
         }
         Some((c.username.clone()?, c.password.clone().unwrap_or_default()))
     });
-    let mut s = Session {
+    Ok(Session {
         endpoint: ep.clone(),
         repository: reference.path().to_string(),
         tls: tls_config(&ep.host, regs)?,
         credentials,
         authorization: None,
         registries: regs,
-    };
+    })
+}
+
+async fn fetch_from(
+    reference: &Reference,
+    s: &mut Session<'_>,
+    staging: &Path,
+    partial_dir: &Path,
+    blobs_dir: &Path,
+    tracker: &Tracker,
+) -> Result<Fetched, String> {
     let wanted = reference
         .digest()
         .map(|d| d.as_str().to_string())
@@ -920,6 +1028,21 @@ async fn fetch_from(
         .map_err(|e| format!("cannot create {}: {e}", partial_dir.display()))?;
     let mut blobs = vec![manifest.config.clone()];
     blobs.extend(manifest.layers.iter().cloned());
+    if let Ok(mut p) = tracker.lock() {
+        p.blobs = blobs
+            .iter()
+            .map(|d| {
+                let stored = Digest::parse(&d.digest)
+                    .is_ok_and(|digest| blobs_dir.join(digest.hex()).is_file());
+                BlobProgress {
+                    digest: d.digest.clone(),
+                    size: d.size,
+                    done: if stored { d.size } else { 0 },
+                    state: if stored { "exists" } else { "waiting" }.to_string(),
+                }
+            })
+            .collect();
+    }
     // Up to CONCURRENT_BLOBS at a time, each on its own session (auth is per session).
     let mut done = Vec::new();
     for group in blobs.chunks(CONCURRENT_BLOBS) {
@@ -939,11 +1062,11 @@ async fn fetch_from(
                 tls: s.tls.clone(),
                 credentials: s.credentials.clone(),
                 authorization: s.authorization.clone(),
-                registries: regs,
+                registries: s.registries,
             };
             let desc = desc.clone();
             tasks.push(async move {
-                session.blob(&desc, &partial).await?;
+                session.blob(&desc, &partial, tracker).await?;
                 Ok::<_, String>((digest, partial))
             });
         }

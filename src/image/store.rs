@@ -16,10 +16,11 @@
 //!   only the short `index` lock, so a long import never blocks the kubelet.
 //! - Every method does blocking file-system work: async callers use `spawn_blocking`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ use super::import::{PendingImage, read_images};
 use super::layer::unpack_layer;
 use super::pull::pull_decision;
 use super::reference::Reference;
+use super::registry::{PullProgress, Tracker};
 use super::rootfs::{RootFs, mount_overlay, overlay_mounts};
 use super::spec::{ImageConfig, ImageInfo, LayerInfo};
 
@@ -74,6 +76,9 @@ pub struct ImageStore {
     registries_file: Option<PathBuf>,
     /// The registry hosts pulls may reach; empty: any.
     pull_registries: Vec<String>,
+    /// The pulls under way, by a sequence number (the same image may be pulled twice at once).
+    pulls: Mutex<BTreeMap<u64, Tracker>>,
+    next_pull: AtomicU64,
 }
 
 impl ImageStore {
@@ -110,6 +115,8 @@ impl ImageStore {
             index: Mutex::new(images),
             registries_file: None,
             pull_registries: Vec::new(),
+            pulls: Mutex::new(BTreeMap::new()),
+            next_pull: AtomicU64::new(0),
         };
         let images = store.images();
         store.collect_garbage(&images)?;
@@ -156,25 +163,86 @@ impl ImageStore {
         reference: &str,
         auth: &super::registry::PullAuth,
     ) -> Result<Vec<ImageInfo>, ImageError> {
-        let r = Reference::parse(reference)?;
-        let registries = match &self.registries_file {
-            Some(p) => super::registry::Registries::load(p)?,
-            None => super::registry::Registries::default(),
-        };
-        let staging = TempDir::create(&self.root.join(TMP_DIR), "pull")?;
-        let partial = self.root.join(PARTIAL_DIR);
-        let rt = tokio::runtime::Builder::new_current_thread()
+        self.pull_tracked(reference, auth, Tracker::default())
+    }
+
+    /// The pulls under way, each with its progress.
+    pub fn pulls(&self) -> Vec<PullProgress> {
+        lock(&self.pulls)
+            .values()
+            .filter_map(|t| t.lock().ok().map(|p| p.clone()))
+            .collect()
+    }
+
+    /// The registries file's settings (none when there is no file).
+    fn registries(&self) -> Result<super::registry::Registries, ImageError> {
+        match &self.registries_file {
+            Some(p) => super::registry::Registries::load(p),
+            None => Ok(super::registry::Registries::default()),
+        }
+    }
+
+    /// A runtime for one registry conversation (the store is called from blocking threads).
+    fn runtime(&self) -> Result<tokio::runtime::Runtime, ImageError> {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| ImageError::io("start a runtime for", &self.root, e))?;
-        let fetched = rt.block_on(super::registry::fetch(
+            .map_err(|e| ImageError::io("start a runtime for", &self.root, e))
+    }
+
+    /// The digest `reference`'s tag names in its registry now (nothing is pulled).
+    pub fn resolve_digest(
+        &self,
+        reference: &str,
+        auth: &super::registry::PullAuth,
+    ) -> Result<Digest, ImageError> {
+        let r = Reference::parse(reference)?;
+        let registries = self.registries()?;
+        self.runtime()?.block_on(super::registry::resolve_digest(
             &r,
+            &registries,
+            auth,
+            &self.pull_registries,
+        ))
+    }
+
+    /// [`ImageStore::pull_with`], reporting progress into `tracker` (listed by
+    /// [`ImageStore::pulls`] while the pull runs).
+    pub fn pull_tracked(
+        &self,
+        reference: &str,
+        auth: &super::registry::PullAuth,
+        tracker: Tracker,
+    ) -> Result<Vec<ImageInfo>, ImageError> {
+        let r = Reference::parse(reference)?;
+        if let Ok(mut p) = tracker.lock() {
+            p.reference = r.to_string();
+        }
+        let seq = self.next_pull.fetch_add(1, Ordering::Relaxed);
+        lock(&self.pulls).insert(seq, tracker.clone());
+        let result = self.pull_tracked_inner(&r, auth, &tracker);
+        lock(&self.pulls).remove(&seq);
+        result
+    }
+
+    fn pull_tracked_inner(
+        &self,
+        r: &Reference,
+        auth: &super::registry::PullAuth,
+        tracker: &Tracker,
+    ) -> Result<Vec<ImageInfo>, ImageError> {
+        let registries = self.registries()?;
+        let staging = TempDir::create(&self.root.join(TMP_DIR), "pull")?;
+        let partial = self.root.join(PARTIAL_DIR);
+        let fetched = self.runtime()?.block_on(super::registry::fetch(
+            r,
             &registries,
             auth,
             staging.path(),
             &partial,
             &self.root.join(BLOBS_DIR),
             &self.pull_registries,
+            tracker,
         ))?;
         let mut archive = StagedArchive::default();
         for (name, path) in &fetched.files {

@@ -153,13 +153,81 @@ impl ImageService for Images {
         })
     }
 
-    fn pull(&self, reference: String) -> BoxFuture<Result<Value, ApiError>> {
+    fn pull(
+        &self,
+        reference: String,
+        progress: Option<tokio::sync::mpsc::Sender<Value>>,
+    ) -> BoxFuture<Result<Value, ApiError>> {
         let store = self.0.clone();
         Box::pin(async move {
-            let pulled = blocking(move || store.pull(&reference)).await?;
+            let tracker = crate::image::Tracker::default();
+            let watched = tracker.clone();
+            let mut pull = tokio::task::spawn_blocking(move || {
+                store.pull_tracked(&reference, &Default::default(), tracker)
+            });
+            let mut last = None;
+            let mut tick = tokio::time::interval(PROGRESS_PERIOD);
+            let pulled = loop {
+                tokio::select! {
+                    r = &mut pull => break r,
+                    _ = tick.tick(), if progress.is_some() => {
+                        let now = snapshot(&watched);
+                        if now != last && let (Some(tx), Some(p)) = (&progress, &now) {
+                            // A client that went away does not stop the pull.
+                            let _ = tx.send(progress_object(p)).await;
+                            last = now;
+                        }
+                    }
+                }
+            };
+            let pulled = match pulled {
+                Ok(r) => r.map_err(api_error)?,
+                Err(e) => return Err(ApiError::internal(format!("image task failed: {e}"))),
+            };
+            if let (Some(tx), Some(p)) = (&progress, snapshot(&watched)) {
+                let _ = tx.send(progress_object(&p)).await;
+            }
             Ok(Images::list_of(&pulled))
         })
     }
+
+    fn pulls(&self) -> BoxFuture<Result<Value, ApiError>> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            let items: Vec<Value> = store.pulls().iter().map(progress_object).collect();
+            Ok(json!({
+                "apiVersion": API_VERSION,
+                "kind": "PullProgressList",
+                "metadata": {},
+                "items": items,
+            }))
+        })
+    }
+}
+
+/// How often a streamed pull reports its progress.
+const PROGRESS_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A copy of a tracker's progress (none if a download task panicked holding it).
+fn snapshot(t: &crate::image::Tracker) -> Option<crate::image::PullProgress> {
+    t.lock().ok().map(|p| p.clone())
+}
+
+/// A pull's progress as an API object.
+pub fn progress_object(p: &crate::image::PullProgress) -> Value {
+    let (done, total) = p.totals();
+    json!({
+        "apiVersion": API_VERSION,
+        "kind": "PullProgress",
+        "metadata": {"name": p.reference},
+        "status": {
+            "reference": p.reference,
+            "blobs": p.blobs,
+            "doneBytes": done,
+            "totalBytes": total,
+            "percent": p.percent(),
+        }
+    })
 }
 
 impl Images {

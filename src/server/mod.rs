@@ -217,6 +217,17 @@ impl ApiServer {
                 discovery::openapi(&rest).map(|v| json_response(StatusCode::OK, &v))
             }
             routes::Route::Images(reference) => images(&self.node, method, reference, req).await,
+            routes::Route::Pulls => {
+                if method != Method::GET {
+                    return Err(ApiError::MethodNotAllowed);
+                }
+                let service = self
+                    .node
+                    .images
+                    .clone()
+                    .ok_or_else(|| node::unavailable("the image service"))?;
+                Ok(json_response(StatusCode::OK, &service.pulls().await?))
+            }
             routes::Route::Backup => {
                 if method != Method::GET {
                     return Err(ApiError::MethodNotAllowed);
@@ -310,12 +321,7 @@ impl ApiServer {
                 Err(e) => tracing::warn!(error = %e, "the backup failed"),
             }
         });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|chunk| (Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), rx))
-        });
-        let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed());
+        let mut resp = Response::new(channel_body(rx));
         resp.headers_mut().insert(
             CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("application/zstd"),
@@ -370,6 +376,57 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
+/// A pull whose answer is a stream of JSON lines: `PullProgress` objects as the pull moves
+/// on, then the `ImageList` pulled or the `Status` of its failure (the HTTP status is sent
+/// before the pull ends, so the last line says how it went).
+fn pull_stream(service: Arc<dyn node::ImageService>, reference: String) -> Response<Body> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(16);
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        let pull = service.pull(reference, Some(tx));
+        tokio::pin!(pull);
+        let last = loop {
+            tokio::select! {
+                r = &mut pull => break r,
+                Some(p) = rx.recv() => {
+                    let _ = out_tx.send(json_line(&p)).await;
+                }
+            }
+        };
+        while let Ok(p) = rx.try_recv() {
+            let _ = out_tx.send(json_line(&p)).await;
+        }
+        let last = match last {
+            Ok(v) => v,
+            Err(e) => e.to_status(),
+        };
+        let _ = out_tx.send(json_line(&last)).await;
+    });
+    let mut resp = Response::new(channel_body(out_rx));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A response body streamed from a channel, ending when its senders are gone.
+fn channel_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), rx))
+    });
+    http_body_util::StreamBody::new(stream).boxed()
+}
+
+/// One JSON value and a newline.
+fn json_line(v: &Value) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
 /// `/apis/images.berth.dev/v1/images…`: list, get, delete, and import (POST, the archive
 /// as the body, streamed: archives are far larger than the API's body limit).
 async fn images(
@@ -396,13 +453,22 @@ async fn images(
             if form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
                 .any(|(k, _)| k == "pull") =>
         {
-            let reference =
+            let query: Vec<(String, String)> =
                 form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
-                    .find(|(k, _)| k == "pull")
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default();
-            let pulled = service.pull(reference).await?;
-            return Ok(json_response(StatusCode::CREATED, &pulled));
+                    .into_owned()
+                    .collect();
+            let arg = |name: &str| {
+                query
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            let reference = arg("pull").unwrap_or_default();
+            if arg("progress").as_deref() != Some("true") {
+                let pulled = service.pull(reference, None).await?;
+                return Ok(json_response(StatusCode::CREATED, &pulled));
+            }
+            return Ok(pull_stream(service, reference));
         }
         (Method::POST, None) => {
             let name = form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())

@@ -136,8 +136,15 @@ pub trait ImageService: Send + Sync {
     ) -> BoxFuture<Result<serde_json::Value, ApiError>>;
     /// Removes every image no container uses.
     fn prune(&self) -> BoxFuture<Result<serde_json::Value, ApiError>>;
-    /// Pulls `reference` from its registry (with `registries.yaml`'s credentials).
-    fn pull(&self, reference: String) -> BoxFuture<Result<serde_json::Value, ApiError>>;
+    /// Pulls `reference` from its registry (with `registries.yaml`'s credentials); with
+    /// `progress`, sends a `PullProgress` object there whenever the pull moves on.
+    fn pull(
+        &self,
+        reference: String,
+        progress: Option<tokio::sync::mpsc::Sender<serde_json::Value>>,
+    ) -> BoxFuture<Result<serde_json::Value, ApiError>>;
+    /// The pulls under way (a `PullProgressList`).
+    fn pulls(&self) -> BoxFuture<Result<serde_json::Value, ApiError>>;
 }
 
 /// Resource usage from cgroup statistics, as `metrics.k8s.io/v1beta1` objects.

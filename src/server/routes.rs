@@ -26,6 +26,8 @@ pub enum Route {
     /// `/apis/images.berth.dev/v1/images[/{reference}]`: the node's local images (the
     /// reference percent-encoded, `/` as `%2F`).
     Images(Option<String>),
+    /// `GET /apis/images.berth.dev/v1/pulls`: the pulls under way, with their progress.
+    Pulls,
     /// `GET /apis/backup.berth.dev/v1/backup`: a backup archive of the node (root only).
     Backup,
 }
@@ -78,6 +80,7 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
             })
         }
         ["apis", IMAGES_GROUP, "v1", "images"] => Ok(Route::Images(None)),
+        ["apis", IMAGES_GROUP, "v1", "pulls"] => Ok(Route::Pulls),
         ["apis", BACKUP_GROUP, "v1", "backup"] => Ok(Route::Backup),
         ["apis", IMAGES_GROUP, "v1", "images", reference] => {
             Ok(Route::Images(Some(percent_decode(reference))))

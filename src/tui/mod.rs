@@ -336,6 +336,7 @@ async fn event_loop(
     let mut background = vec![
         tokio::spawn(watch::server_version(client.clone(), tx.clone())),
         tokio::spawn(watch::metrics(client.clone(), tx.clone())),
+        tokio::spawn(watch::pulls(client.clone(), tx.clone())),
         tokio::spawn(watch::write_check(client.clone(), tx.clone())),
     ];
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -439,6 +440,7 @@ impl App {
             Update::Version(v) => state.server_version = Some(v),
             Update::Usage(u) => state.usage = u,
             Update::PodUsage(u) => state.set_pod_usage(u),
+            Update::Pulls(p) => state.set_pulls(p),
             Update::ReadOnly(reason) => state.read_only = Some(reason),
             Update::Done { what, result } => match result {
                 Ok(()) => {

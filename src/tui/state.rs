@@ -254,6 +254,21 @@ const POD_USAGE_COLUMNS: [&str; 2] = ["CPU", "MEM"];
 
 /// A pod's usage cells: CPU and memory in use (`n/a` when the metrics API has no figure,
 /// as for a pod that does not run).
+/// A waiting pod's STATUS while an image of its is being pulled: `Pulling 42%`.
+fn pulling(pod: &Value, status: &str, pulls: &HashMap<String, u8>) -> Option<String> {
+    if pulls.is_empty() || !matches!(status, "ContainerCreating" | "Pending") {
+        return None;
+    }
+    let spec = pod.get("spec")?;
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|k| spec.get(*k).and_then(Value::as_array).into_iter().flatten())
+        .filter_map(|c| c.get("image").and_then(Value::as_str))
+        .filter_map(|i| crate::image::normalize(i).ok())
+        .find_map(|r| pulls.get(&r))
+        .map(|p| format!("Pulling {p}%"))
+}
+
 fn pod_usage_cells(usage: Option<&Usage>) -> Vec<String> {
     match usage {
         Some(u) => vec![format!("{}m", u.cpu_milli), super::views::human_mem(u.mem)],
@@ -322,6 +337,8 @@ pub struct State {
     pub usage: Option<Usage>,
     /// Each pod's usage from the metrics API, by (namespace, name).
     pub pod_usage: HashMap<(String, String), Usage>,
+    /// The pulls under way: percent done by normalised image reference.
+    pub pulls: HashMap<String, u8>,
     pub color: bool,
     pub table: Table,
     /// Header figures, computed with the table (not while drawing).
@@ -373,6 +390,7 @@ impl State {
             forwards: Vec::new(),
             usage: None,
             pod_usage: HashMap::new(),
+            pulls: HashMap::new(),
             color,
             table: Table::default(),
             summary: Summary::default(),
@@ -591,6 +609,12 @@ impl State {
                     ready_col.and_then(|i| cells.get(i)).map(String::as_str),
                     obj,
                 );
+                if usage_at.is_some()
+                    && let Some(cell) = status_col.and_then(|i| cells.get_mut(i))
+                    && let Some(p) = pulling(obj, cell, &self.pulls)
+                {
+                    *cell = p;
+                }
                 let uid = meta::uid(obj);
                 let warning = (!uid.is_empty() && warnings.contains_key(uid))
                     || warnings.contains_key(&warning_key(self.source, key));
@@ -754,6 +778,14 @@ impl State {
             .collect();
         evs.sort_by_key(event_time);
         evs
+    }
+
+    /// The node's pulls under way; waiting pods show theirs at the next render.
+    pub fn set_pulls(&mut self, pulls: HashMap<String, u8>) {
+        if pulls != self.pulls {
+            self.pulls = pulls;
+            self.dirty = true;
+        }
     }
 
     /// New pod usage from the metrics API; the rows show it at the next render.
@@ -922,6 +954,25 @@ mod tests {
     use super::*;
     use crate::api::watch::EventType;
     use serde_json::json;
+
+    #[test]
+    fn a_waiting_pod_shows_its_pull() {
+        let pod = json!({"spec": {"containers": [
+            {"name": "a", "image": "busybox"},
+            {"name": "b", "image": "127.0.0.1:5000/app:v2"}]}});
+        let pulls = HashMap::from([("127.0.0.1:5000/app:v2".to_string(), 42u8)]);
+        assert_eq!(
+            pulling(&pod, "ContainerCreating", &pulls).as_deref(),
+            Some("Pulling 42%")
+        );
+        // Running pods and pods of other images keep their status.
+        assert_eq!(pulling(&pod, "Running", &pulls), None);
+        let other = HashMap::from([("docker.io/library/nginx:latest".to_string(), 5u8)]);
+        assert_eq!(pulling(&pod, "Pending", &other), None);
+        // References are compared normalised.
+        let bb = HashMap::from([("docker.io/library/busybox:latest".to_string(), 7u8)]);
+        assert_eq!(pulling(&pod, "Pending", &bb).as_deref(), Some("Pulling 7%"));
+    }
 
     fn now() -> Timestamp {
         "2026-11-23T10:00:00Z".parse().expect("time")

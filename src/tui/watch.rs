@@ -21,6 +21,8 @@ use crate::client::{Client, ClientError, ListOptions};
 
 /// The node's image API (see `berth image`).
 pub const IMAGES_PATH: &str = "/apis/images.berth.dev/v1/images";
+/// The pulls under way, with their progress.
+const PULLS_PATH: &str = "/apis/images.berth.dev/v1/pulls";
 /// Node usage from the metrics API; it may not be served (404/503): the header says n/a.
 const NODE_METRICS_PATH: &str = "/apis/metrics.k8s.io/v1beta1/nodes";
 /// Pod usage from the metrics API (cgroup statistics of each container).
@@ -32,6 +34,8 @@ const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// A kind the server does not serve (404) is asked for again this rarely.
 const NOT_SERVED_RETRY: Duration = Duration::from_secs(30);
 const METRICS_PERIOD: Duration = Duration::from_secs(15);
+/// Pull progress is asked for this often (an in-memory list: cheap to serve).
+const PULLS_PERIOD: Duration = Duration::from_secs(1);
 
 /// What tasks report.
 #[derive(Debug)]
@@ -44,6 +48,8 @@ pub enum Update {
     Usage(Option<Usage>),
     /// Each pod's usage (summed over its containers), by (namespace, name).
     PodUsage(HashMap<(String, String), Usage>),
+    /// The pulls under way: percent done by normalised image reference.
+    Pulls(HashMap<String, u8>),
     /// Writes are forbidden for this user: the server's reason.
     ReadOnly(String),
     /// A write finished.
@@ -221,6 +227,48 @@ pub async fn metrics(client: Client, tx: UnboundedSender<Update>) {
     }
 }
 
+/// Follows the node's pulls every [`PULLS_PERIOD`] (pods waiting for an image show how
+/// far its pull has come).
+pub async fn pulls(client: Client, tx: UnboundedSender<Update>) {
+    loop {
+        let pulls = client
+            .request(Method::GET, PULLS_PATH, None, None)
+            .await
+            .map(|v| pull_percents(&v))
+            .unwrap_or_default();
+        if tx.send(Update::Pulls(pulls)).is_err() {
+            return;
+        }
+        tokio::time::sleep(PULLS_PERIOD).await;
+    }
+}
+
+/// Percent done of each pull of a `PullProgressList`, by reference (the least advanced
+/// when one image is pulled twice at once).
+pub fn pull_percents(list: &Value) -> HashMap<String, u8> {
+    let mut out: HashMap<String, u8> = HashMap::new();
+    for item in list
+        .get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let reference = meta::str_at(item, "/status/reference");
+        let percent = item
+            .pointer("/status/percent")
+            .and_then(Value::as_u64)
+            .unwrap_or_default()
+            .min(100) as u8;
+        if reference.is_empty() {
+            continue;
+        }
+        out.entry(reference.to_string())
+            .and_modify(|p| *p = (*p).min(percent))
+            .or_insert(percent);
+    }
+    out
+}
+
 /// The summed `usage` of a `NodeMetricsList`; `None` when it has no items.
 pub fn node_usage(list: &Value) -> Option<Usage> {
     let items = list.get("items").and_then(Value::as_array)?;
@@ -298,6 +346,19 @@ pub async fn write_check(client: Client, tx: UnboundedSender<Update>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_percents_keep_the_least_advanced_pull_of_an_image() {
+        let list = json!({"items": [
+            {"status": {"reference": "docker.io/library/a:1", "percent": 80}},
+            {"status": {"reference": "docker.io/library/a:1", "percent": 20}},
+            {"status": {"reference": "docker.io/library/b:1", "percent": 100}},
+            {"status": {"percent": 3}}]});
+        let p = pull_percents(&list);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p["docker.io/library/a:1"], 20);
+        assert_eq!(p["docker.io/library/b:1"], 100);
+    }
 
     #[test]
     fn node_usage_sums_items_and_is_none_without_any() {

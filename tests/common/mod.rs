@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use berth::client::Client;
 
+pub mod tmux;
+
 /// Prefix of every temporary directory the tests make (the CI leak check looks for it).
 pub const TMP_PREFIX: &str = "berth-test-";
 
