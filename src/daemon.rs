@@ -109,6 +109,9 @@ pub struct Config {
     /// How often the image GC looks, in seconds.
     #[serde(rename = "imageGCPeriodSeconds")]
     pub image_gc_period_seconds: u64,
+    /// How often Deployments annotated `berth.dev/auto-update: registry` have their tags
+    /// looked up in their registries, in seconds.
+    pub auto_update_period_seconds: u64,
 }
 
 impl Default for Config {
@@ -144,6 +147,7 @@ impl Default for Config {
             image_gc_high_threshold_percent: 85,
             image_gc_low_threshold_percent: 80,
             image_gc_period_seconds: 300,
+            auto_update_period_seconds: 300,
         }
     }
 }
@@ -600,6 +604,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     low_percent: config.image_gc_low_threshold_percent,
                     period: std::time::Duration::from_secs(config.image_gc_period_seconds.max(1)),
                 },
+                auto_update_period: std::time::Duration::from_secs(
+                    config.auto_update_period_seconds.max(1),
+                ),
             },
             store.clone(),
         )

@@ -275,9 +275,21 @@ fn make_certs(dir: &Path) {
 
 /// The test image as an OCI archive (not imported: the daemon's store starts empty).
 fn archive(d: &TestDaemon) -> PathBuf {
-    let tar = d.dir.path().join("push.tar");
+    release_archive(d, None)
+}
+
+/// The test image with `/etc/berth-release` holding `release` (a build of its own digest).
+fn release_archive(d: &TestDaemon, release: Option<&str>) -> PathBuf {
+    let tar = d.dir.path().join(format!(
+        "push-{}.tar",
+        release.unwrap_or("default").replace(' ', "-")
+    ));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images/build-busybox.sh");
-    let st = Command::new(script)
+    let mut cmd = Command::new(script);
+    if let Some(r) = release {
+        cmd.args(["--release", r]);
+    }
+    let st = cmd
         .arg(&tar)
         .stdout(Stdio::null())
         .status()
@@ -767,4 +779,125 @@ fn pull_progress_shows_as_bars_on_a_terminal_and_on_the_pod_in_the_tui() {
     t.wait_gone("Pulling ");
     let (_, _, pulls) = raw_get(&d, "/apis/images.berth.dev/v1/pulls", "application/json");
     assert_eq!(pulls["items"], serde_json::json!([]), "{pulls}");
+}
+
+#[test]
+fn auto_update_rolls_to_a_new_digest_and_back_from_one_that_never_gets_ready() {
+    let d = TestDaemon::start_with_config("autoUpdatePeriodSeconds: 1\n");
+    let reg = Registry::start(&d.dir.path().join("registry"), d.net.host_port(0), None);
+    let push = |release: &str| {
+        reg.push(&release_archive(&d, Some(release)), "apps/web:stable", None);
+        digest_of(&reg, "apps/web:stable", None)
+    };
+    let first = push("good 1");
+    let image = format!("{}/apps/web:stable", reg.host());
+    // Ready only while /etc/berth-release says "good"; maxUnavailable 0 keeps the old pods
+    // serving while a new digest rolls out.
+    d.apply_yaml(
+        "deploy",
+        &format!(
+            "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations:
+    berth.dev/auto-update: registry
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 15
+  strategy:
+    rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {image}
+        command: [sleep, '3600']
+        readinessProbe:
+          exec:
+            command: [grep, -q, good, /etc/berth-release]
+          periodSeconds: 1
+"
+        ),
+    );
+    let template_image = |d: &TestDaemon| {
+        d.get_json(&["deployment", "web"])
+            .and_then(|v| {
+                v["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    };
+    let available = |d: &TestDaemon, digest: &str| {
+        eventually(120, &format!("two ready pods of {digest}"), || {
+            std::thread::sleep(Duration::from_millis(500));
+            let pods = d.get_json(&["pods", "-l", "app=web"])?;
+            let ready: Vec<_> = pods["items"]
+                .as_array()?
+                .iter()
+                .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+                .filter(|p| {
+                    let c = &p["status"]["containerStatuses"][0];
+                    c["ready"] == true && c["imageID"].as_str().is_some_and(|i| i.ends_with(digest))
+                })
+                .cloned()
+                .collect();
+            (ready.len() == 2).then_some(())
+        })
+    };
+    available(&d, &first);
+    // The tag has not moved: nothing changes.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(template_image(&d), image);
+
+    // A new good build under the tag: the Deployment rolls to it, pinned by digest.
+    let second = push("good 2");
+    assert_ne!(first, second);
+    let pinned = format!("{image}@{second}");
+    eventually(60, "the template pinned to the new digest", || {
+        std::thread::sleep(Duration::from_millis(300));
+        (template_image(&d) == pinned).then_some(())
+    });
+    available(&d, &second);
+    let events = eventually(60, "the AutoUpdated event", || {
+        std::thread::sleep(Duration::from_millis(500));
+        let e = ok(&d.cli(&["events", "--for", "deployment/web"]));
+        e.contains("AutoUpdated").then_some(e)
+    });
+    assert!(
+        events.contains(&format!("New digest {second} for {image}")),
+        "{events}"
+    );
+
+    // A broken build (never ready): rolled out, then rolled back after the deadline.
+    let third = push("broken 3");
+    eventually(60, "the template pinned to the broken digest", || {
+        std::thread::sleep(Duration::from_millis(300));
+        (template_image(&d) == format!("{image}@{third}")).then_some(())
+    });
+    eventually(90, "the rollback to the good digest", || {
+        std::thread::sleep(Duration::from_millis(500));
+        (template_image(&d) == pinned).then_some(())
+    });
+    let events = ok(&d.cli(&["events", "--for", "deployment/web"]));
+    assert!(events.contains("AutoUpdateRolledBack"), "{events}");
+    assert!(
+        events.contains(&format!("the pods of digest {third} did not become ready")),
+        "{events}"
+    );
+    available(&d, &second);
+    let dep = d.get_json(&["deployment", "web"]).expect("deployment");
+    assert_eq!(
+        dep["metadata"]["annotations"]["berth.dev/auto-update-rejected"],
+        third.as_str()
+    );
+    // The rejected digest is never tried again, though the tag still names it.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(template_image(&d), pinned);
 }

@@ -3,6 +3,7 @@
 //! bound pod, and serves the node side of the API (logs, exec, port-forward, images,
 //! metrics) through [`crate::server::node`]'s traits.
 
+pub mod autoupdate;
 pub mod container;
 pub mod dns;
 pub mod exec;
@@ -48,6 +49,8 @@ pub struct KubeletConfig {
     pub pull_registries: Vec<String>,
     /// Image garbage collection.
     pub image_gc: images::ImageGc,
+    /// How often Deployments annotated `berth.dev/auto-update` are checked.
+    pub auto_update_period: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +206,13 @@ impl Kubelet {
             tokio::spawn(images::gc_loop(
                 self.clone(),
                 self.config.image_gc.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(autoupdate::run(
+                store.clone(),
+                self.images.clone(),
+                node.to_string(),
+                self.config.auto_update_period,
                 shutdown.clone(),
             )),
         ];

@@ -297,18 +297,29 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// The credentials of the pod's `imagePullSecrets` (dockerconfigjson or dockercfg Secrets
 /// of its namespace); a missing or unreadable one is skipped, as the kubelet does.
 fn pull_auth(store: &Store, pod: &Pod) -> crate::image::PullAuth {
-    let mut auth = crate::image::PullAuth::default();
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let Some(rt) = registry::by_kind("v1", "Secret") else {
-        return auth;
-    };
-    for r in pod
+    let names = pod
         .spec
         .iter()
         .flat_map(|s| s.image_pull_secrets.iter().flatten())
-    {
-        let Ok(secret) = store.get(rt, Some(ns), &r.name) else {
-            tracing::info!(secret = %r.name, "an imagePullSecret does not exist; pulling without it");
+        .map(|r| r.name.as_str());
+    pull_auth_from(store, ns, names)
+}
+
+/// Registry credentials from the `kubernetes.io/dockerconfigjson` (or `dockercfg`)
+/// Secrets `names` of namespace `ns`; a missing or unreadable one is skipped (logged).
+pub(crate) fn pull_auth_from<'a>(
+    store: &Store,
+    ns: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> crate::image::PullAuth {
+    let mut auth = crate::image::PullAuth::default();
+    let Some(rt) = registry::by_kind("v1", "Secret") else {
+        return auth;
+    };
+    for name in names {
+        let Ok(secret) = store.get(rt, Some(ns), name) else {
+            tracing::info!(secret = %name, "an imagePullSecret does not exist; pulling without it");
             continue;
         };
         let data = container::secret_data(&secret);
@@ -316,7 +327,7 @@ fn pull_auth(store: &Store, pod: &Pod) -> crate::image::PullAuth {
             if let Some(doc) = data.get(key)
                 && let Err(e) = auth.add_docker_config(doc.as_bytes())
             {
-                tracing::info!(secret = %r.name, error = %e, "an imagePullSecret does not parse");
+                tracing::info!(secret = %name, error = %e, "an imagePullSecret does not parse");
             }
         }
     }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds berth's test and demo image from Debian's busybox-static, with no network.
 #
-#   tests/images/build-busybox.sh [--docker] [--tag-only] OUT.tar [REFERENCE]
+#   tests/images/build-busybox.sh [--docker] [--tag-only] [--release TEXT] OUT.tar [REFERENCE]
 #
 # Writes an OCI image-layout archive (default) or, with --docker, a `docker save` archive
 # to OUT.tar. REFERENCE defaults to berth.local/busybox:latest. With --tag-only the OCI
 # index names the image by its tag alone (as skopeo does), so the importer must be given
-# the repository name (berth image import --name berth.local/busybox OUT.tar).
+# the repository name (berth image import --name berth.local/busybox OUT.tar). With
+# --release, /etc/berth-release holds TEXT: images that differ only there (distinct
+# digests, one changed layer), as a registry's successive builds of one tag do.
 #
 # The image has two layers, so importers meet whiteouts:
 #   1. base: /bin/busybox and a symlink per applet (sh, httpd, nc, wget, nslookup, …),
@@ -21,16 +23,18 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 [--docker] [--tag-only] OUT.tar [REFERENCE]" >&2
+  echo "usage: $0 [--docker] [--tag-only] [--release TEXT] OUT.tar [REFERENCE]" >&2
   exit 2
 }
 
 format=oci
 tag_only=0
+release=
 while [ $# -gt 0 ]; do
   case "$1" in
     --docker) format=docker; shift ;;
     --tag-only) tag_only=1; shift ;;
+    --release) [ $# -ge 2 ] || usage; release=$2; shift 2 ;;
     -h|--help) usage ;;
     -*) echo "unknown option $1" >&2; usage ;;
     *) break ;;
@@ -137,7 +141,11 @@ mkdir -p "$top/etc" "$top/opt"
 : >"$top/opt/.wh..wh..opq"
 echo "new in the second layer" >"$top/opt/new"
 version=$("$busybox" 2>&1 | head -n1 | cut -d' ' -f2 || true)
-echo "berth busybox test image (busybox ${version:-unknown})" >"$top/etc/berth-release"
+if [ -n "$release" ]; then
+  printf '%s\n' "$release" >"$top/etc/berth-release"
+else
+  echo "berth busybox test image (busybox ${version:-unknown})" >"$top/etc/berth-release"
+fi
 find "$top" -type d -exec chmod 0755 {} +
 find "$top" -type f -exec chmod 0644 {} +
 tar_dir "$top" "$work/layer2.tar"
