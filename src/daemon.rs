@@ -376,6 +376,18 @@ pub fn lock_state_dir(state_dir: &Path) -> Result<StateLock, DaemonError> {
 }
 
 /// Tells systemd (when it started us with `NOTIFY_SOCKET`) about our state.
+/// Raises the soft limit on open files to the hard one: every API connection, watch, shim
+/// pipe and log is a file, and a flood of connections must not starve the rest.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::info!(error = %e, soft, hard, "cannot raise the open files limit");
+    }
+}
+
 pub fn sd_notify(state: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
@@ -538,6 +550,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         source,
     })?;
     let _lock = lock_state_dir(&config.state_dir)?;
+    raise_open_files_limit();
     let key_file = config.state_dir.join(crate::backup::KEY_ENTRY);
     let secrets_key =
         crate::store::seal::SecretsKey::load_or_create(&key_file).map_err(|e| DaemonError::Io {

@@ -11,5 +11,7 @@ tests/install-deps.sh
 cargo build --all-targets
 tests/leak-check.sh >/dev/null || { echo "leftovers from before the run:"; tests/leak-check.sh; exit 1; }
 cargo test --all-targets
+# A bounded fuzzing run of every target from the committed seed corpus (tests/fuzz).
+tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 tests/package.sh
 tests/leak-check.sh

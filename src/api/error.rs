@@ -199,6 +199,12 @@ pub enum ApiError {
     RequestEntityTooLarge { limit: usize },
     #[error("{message}")]
     ServiceUnavailable { message: String },
+    /// The client took too long to send its request.
+    #[error("{message}")]
+    Timeout { message: String },
+    /// The state disk is full: nothing was written.
+    #[error("{message}")]
+    InsufficientStorage { message: String },
     #[error("Internal error occurred: {message}")]
     Internal { message: String },
 }
@@ -243,6 +249,8 @@ impl ApiError {
             ApiError::NotAcceptable { .. } => 406,
             ApiError::RequestEntityTooLarge { .. } => 413,
             ApiError::ServiceUnavailable { .. } => 503,
+            ApiError::Timeout { .. } => 408,
+            ApiError::InsufficientStorage { .. } => 507,
             ApiError::Internal { .. } => 500,
         }
     }
@@ -263,6 +271,8 @@ impl ApiError {
             ApiError::NotAcceptable { .. } => "NotAcceptable",
             ApiError::RequestEntityTooLarge { .. } => "RequestEntityTooLarge",
             ApiError::ServiceUnavailable { .. } => "ServiceUnavailable",
+            ApiError::Timeout { .. } => "Timeout",
+            ApiError::InsufficientStorage { .. } => "InsufficientStorage",
             ApiError::Internal { .. } => "InternalError",
         }
     }
@@ -347,6 +357,8 @@ impl ApiError {
                 limit: crate::api::MAX_REQUEST_BODY_BYTES,
             },
             "ServiceUnavailable" => ApiError::ServiceUnavailable { message },
+            "Timeout" => ApiError::Timeout { message },
+            "InsufficientStorage" => ApiError::InsufficientStorage { message },
             "BadRequest" => ApiError::BadRequest { message },
             _ => ApiError::Internal { message },
         }

@@ -111,6 +111,40 @@ impl ApiServer {
         }
     }
 
+    /// Serves one connection (any byte stream: the socket's, or a fuzzer's) as `identity`
+    /// until it ends or `shutdown` flips.
+    pub async fn serve_connection<IO>(
+        self: Arc<Self>,
+        io: IO,
+        identity: Arc<Identity>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = service_fn(move |req| {
+            let server = self.clone();
+            let identity = identity.clone();
+            async move { Ok::<_, Infallible>(server.handle(&identity, req).await) }
+        });
+        // A client that does not send its request headers in time (a slowloris, or a
+        // connection left idle) is cut off.
+        let conn = http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEADER_BYTES)
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            }
+            _ = shutdown.changed() => {}
+        }
+    }
+
     /// Accepts connections until `shutdown` flips to true.
     pub async fn serve(
         self: Arc<Self>,
@@ -123,7 +157,10 @@ impl ApiServer {
                     let stream = match accepted {
                         Ok((stream, _)) => stream,
                         Err(e) => {
+                            // Out of file descriptors (a flood of connections): pause
+                            // rather than spin; the open connections keep being served.
                             tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(ACCEPT_BACKOFF).await;
                             continue;
                         }
                     };
@@ -134,25 +171,7 @@ impl ApiServer {
                             continue;
                         }
                     };
-                    let server = self.clone();
-                    let mut conn_shutdown = shutdown.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req| {
-                            let server = server.clone();
-                            let identity = identity.clone();
-                            async move { Ok::<_, Infallible>(server.handle(&identity, req).await) }
-                        });
-                        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
-                        tokio::pin!(conn);
-                        tokio::select! {
-                            res = conn.as_mut() => {
-                                if let Err(e) = res {
-                                    tracing::debug!(error = %e, "connection ended with an error");
-                                }
-                            }
-                            _ = conn_shutdown.changed() => {}
-                        }
-                    });
+                    tokio::spawn(self.clone().serve_connection(stream, identity, shutdown.clone()));
                 }
                 _ = shutdown.changed() => break,
             }
@@ -532,11 +551,34 @@ fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> String {
         .to_string()
 }
 
+/// How long a client has to send a request's headers (and how long a connection may sit
+/// idle before its first request).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a client has to send a request's body (the API's bodies are at most 3 MiB).
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The most a request's headers may take (hyper answers 431 past it).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The pause after a failed accept (out of file descriptors).
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How much of an oversized body is read and dropped before answering 413.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
-/// Reads a request body, refusing more than [`MAX_REQUEST_BODY_BYTES`].
+/// Reads a request body, refusing more than [`MAX_REQUEST_BODY_BYTES`] or a body that
+/// takes longer than [`BODY_READ_TIMEOUT`] to arrive.
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read_body_now(req)).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::Timeout {
+            message: format!(
+                "the request body did not arrive within {}s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        }),
+    }
+}
+
+async fn read_body_now(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     let too_large = ApiError::RequestEntityTooLarge {
         limit: MAX_REQUEST_BODY_BYTES,
     };

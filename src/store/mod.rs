@@ -85,8 +85,27 @@ impl StoreError {
     pub fn into_api(self) -> ApiError {
         match self {
             StoreError::Api(e) => e,
+            StoreError::Lmdb { path, source, .. } if is_disk_full(&source) => {
+                ApiError::InsufficientStorage {
+                    message: format!(
+                        "the state disk is full (no space left on the file system of {}): nothing was written; free space there and writes resume by themselves",
+                        path.display()
+                    ),
+                }
+            }
             other => ApiError::internal(other.to_string()),
         }
+    }
+}
+
+/// Whether an LMDB error says the disk (or the store's map) is full.
+fn is_disk_full(e: &heed::Error) -> bool {
+    match e {
+        heed::Error::Io(io) => {
+            io.raw_os_error() == Some(libc::ENOSPC) || io.raw_os_error() == Some(libc::EDQUOT)
+        }
+        heed::Error::Mdb(heed::MdbError::MapFull) => true,
+        _ => false,
     }
 }
 

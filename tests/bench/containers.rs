@@ -168,6 +168,8 @@ struct Bench {
     rows: Vec<Row>,
     /// crun's median start, the reference of the ratios.
     crun_ms: Option<f64>,
+    /// crun's median exec, the reference of the exec probe's budget.
+    crun_exec_ms: Option<f64>,
 }
 
 pub fn run_section() -> String {
@@ -195,6 +197,7 @@ pub fn run_section() -> String {
         notes: Vec::new(),
         rows: Vec::new(),
         crun_ms: None,
+        crun_exec_ms: None,
     };
     b.crun();
     b.podman();
@@ -214,8 +217,38 @@ impl Bench {
         }
     }
 
+    /// An exec row; berth's (`budget`) is judged against 2 × crun's exec.
+    fn push_exec(&mut self, what: &str, samples: Vec<f64>, command: &str) {
+        let (m, p) = median_p90(samples);
+        let ratio = match self.crun_exec_ms.filter(|c| *c > 0.0) {
+            Some(c) if !what.starts_with("`crun") => {
+                crate::budgets::record(
+                    "exec probe ≤ 2 × `crun exec`",
+                    format!("{m:.1} ms = {:.1}× crun exec's {c:.1} ms", m / c),
+                    m <= 2.0 * c,
+                );
+                format!("{:.1}× crun exec (budget ≤ 2×)", m / c)
+            }
+            _ => "—".into(),
+        };
+        self.rows.push(Row {
+            what: what.into(),
+            median: format!("{m:.1} ms"),
+            p90: format!("{p:.1} ms"),
+            ratio,
+            command: command.into(),
+        });
+    }
+
     fn push_start(&mut self, what: &str, samples: Vec<f64>, command: &str, budget: bool) {
         let (m, p) = median_p90(samples);
+        if budget && let Some(c) = self.crun_ms.filter(|c| *c > 0.0) {
+            crate::budgets::record(
+                "pod start ≤ 3 × `crun run`",
+                format!("{m:.1} ms = {:.1}× crun's {c:.1} ms", m / c),
+                m <= 3.0 * c,
+            );
+        }
         let ratio = if budget {
             format!("{} (budget ≤ 3×)", self.ratio(m))
         } else {
@@ -260,7 +293,9 @@ for i in $(seq 0 {last}); do
   t0=$EPOCHREALTIME
   crun run -d --bundle "$1" berth-bench-$i </dev/null >/dev/null 2>&1
   t1=$EPOCHREALTIME
-  echo "${{t0/./}} ${{t1/./}}"
+  crun exec berth-bench-$i /bin/true </dev/null >/dev/null 2>&1
+  t2=$EPOCHREALTIME
+  echo "${{t0/./}} ${{t1/./}} ${{t2/./}}"
   crun delete -f berth-bench-$i
 done
 "#,
@@ -279,13 +314,25 @@ done
             .arg(&bundle));
         match out {
             Ok(text) => {
-                let samples: Vec<f64> = text
+                let times: Vec<Vec<f64>> = text
                     .lines()
-                    .filter_map(|l| {
-                        let mut it = l.split_whitespace().map(|v| v.parse::<f64>().ok());
-                        Some((it.next()?? - it.next()??).abs() / 1000.0)
+                    .map(|l| {
+                        l.split_whitespace()
+                            .filter_map(|v| v.parse::<f64>().ok())
+                            .collect()
                     })
+                    .filter(|t: &Vec<f64>| t.len() == 3)
                     .collect();
+                let samples: Vec<f64> = times.iter().map(|t| (t[1] - t[0]) / 1000.0).collect();
+                let execs: Vec<f64> = times.iter().map(|t| (t[2] - t[1]) / 1000.0).collect();
+                if !execs.is_empty() {
+                    self.crun_exec_ms = Some(median_p90(execs.clone()).0);
+                    self.push_exec(
+                        "`crun exec C /bin/true` (a running container)",
+                        execs,
+                        "same script: `crun exec berth-bench-N /bin/true` after each run",
+                    );
+                }
                 if samples.len() != RUNS {
                     self.notes
                         .push(format!("crun: only {} of {RUNS} runs timed", samples.len()));
@@ -451,11 +498,25 @@ done
                 .map_err(|e| e.to_string())?;
             if timed {
                 let mut samples = Vec::new();
+                let mut execs = Vec::new();
                 for i in 0..RUNS {
                     let c = config(format!("start-{i}"))?;
                     let t = Instant::now();
                     rt.start(&c).map_err(|e| e.to_string())?;
                     samples.push(t.elapsed().as_secs_f64() * 1000.0);
+                    // An exec probe as the kubelet runs one: start, wait for the exit code.
+                    let spec = berth::runtime::ExecSpec {
+                        args: vec!["/bin/true".into()],
+                        ..Default::default()
+                    };
+                    let t = Instant::now();
+                    let mut child = rt.exec(&c.id, &spec).map_err(|e| e.to_string())?;
+                    let code = child
+                        .wait(Some(Duration::from_secs(30)))
+                        .map_err(|e| e.to_string())?;
+                    if code == Some(0) {
+                        execs.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
                     rt.stop(&c.id, Duration::ZERO).map_err(|e| e.to_string())?;
                     rt.remove(&c.id).map_err(|e| e.to_string())?;
                 }
@@ -465,6 +526,13 @@ done
                     "`cargo bench --bench harness -- containers` (tests/bench/containers.rs)",
                     false,
                 );
+                if !execs.is_empty() {
+                    self.push_exec(
+                        "berth exec probe: `Runtime::exec` of `/bin/true` until its exit code",
+                        execs,
+                        "`cargo bench --bench harness -- containers` (tests/bench/containers.rs)",
+                    );
+                }
             }
             let mut ids = Vec::new();
             for i in 0..MEM_N {
@@ -479,6 +547,10 @@ done
                 }
             }
             let (pss, detail) = memory_row(&pids).ok_or("no shim to measure")?;
+            // The budget is the shim berth runs: the `berth-shim` binary.
+            if label.starts_with("`berth-shim`") {
+                crate::budgets::record("shim ≤ 0.5 MB PSS", format!("{pss:.2} MB PSS"), pss <= 0.5);
+            }
             self.rows.push(Row {
                 what: format!("berth shim per container ({} running, {label})", pids.len()),
                 median: format!("{pss:.2} MB PSS"),

@@ -21,13 +21,25 @@
 //!
 //! Section "containers" (tests/bench/containers.rs): container start against crun and
 //! podman, shim memory against conmon. `cargo bench --bench harness -- containers` runs
-//! only that section (`-- api` only the API one); with no name, both run.
+//! only that section (`-- api` only the API one).
+//!
+//! Sections "idle" and "scale" (tests/bench/idle.rs): the daemon's RSS, CPU, disk writes
+//! and store commits while idle with 0 and 100 pods; creates and lists at 1,000 and
+//! 10,000 objects. Section "soak" (tests/bench/soak.rs): 1,000 pod lifecycles and what
+//! they leave behind.
+//!
+//! With no section named, every section runs and the budgets of DESIGN.md §6 are judged
+//! from this run's figures (tests/bench/budgets.rs). `tests/bench/run.sh` does that and
+//! the full fault-injection run.
 
+mod budgets;
 #[path = "../common/mod.rs"]
 mod common;
 mod containers;
+mod idle;
 mod network;
 mod pull;
+mod soak;
 mod workloads;
 
 use std::time::{Duration, Instant};
@@ -140,6 +152,27 @@ fn main() {
         println!("{md}");
         update_benchmarks_md("pull", &md);
     }
+    if wanted("idle") {
+        let md = idle::run_idle_section();
+        println!("{md}");
+        update_benchmarks_md("idle", &md);
+    }
+    if wanted("scale") {
+        let md = idle::run_scale_section();
+        println!("{md}");
+        update_benchmarks_md("scale", &md);
+    }
+    if wanted("soak") {
+        let md = soak::run_section();
+        println!("{md}");
+        update_benchmarks_md("soak", &md);
+    }
+    // The budgets are judged only from a full run, so that every verdict is of one run.
+    if named.is_empty() {
+        let md = budgets::section();
+        println!("{md}");
+        update_benchmarks_md("budgets", &md);
+    }
 }
 
 fn api_section() {
@@ -190,6 +223,11 @@ fn api_section() {
             })
             .collect();
         let (m, lo, hi) = stats(samples);
+        budgets::record(
+            "API create throughput ≥ 2,000 objects/s",
+            format!("{m:.0}/s ({label})"),
+            m >= 2000.0,
+        );
         figures.push(Figure {
             what: format!("API creates per second ({label}, ConfigMaps, fsync'd commits)"),
             median: format!("{m:.0}/s"),
@@ -208,6 +246,11 @@ fn api_section() {
         assert_eq!(l.items.len(), 1000);
     }
     let (m, lo, hi) = stats(list_ms);
+    budgets::record(
+        "API list 1,000 pods ≤ 20 ms",
+        format!("{m:.1} ms (JSON)"),
+        m <= 20.0,
+    );
     figures.push(Figure {
         what: "List 1,000 pods (JSON, client round trip incl. decode)".into(),
         median: format!("{m:.1} ms"),
@@ -226,6 +269,11 @@ fn api_section() {
         table_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let (m, lo, hi) = stats(table_ms);
+    budgets::record(
+        "API list 1,000 pods ≤ 20 ms",
+        format!("{m:.1} ms (kubectl's Table)"),
+        m <= 20.0,
+    );
     figures.push(Figure {
         what: "List 1,000 pods as kubectl's Table".into(),
         median: format!("{m:.1} ms"),
@@ -361,6 +409,11 @@ fn tui_figures() {
             draw.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let (m, lo, hi) = stats(draw);
+        budgets::record(
+            "TUI frame with 1,000 pods ≤ 5 ms",
+            format!("{m:.2} ms at {w}×{h}"),
+            m <= 5.0,
+        );
         figures.push(Figure {
             what: format!("TUI: draw one frame, 1,000 pods, {w}×{h}"),
             median: format!("{m:.2} ms"),

@@ -599,3 +599,26 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     std::fs::write(root.join("etc/group"), "root:x:0:\n").expect("group");
     root
 }
+
+/// The `berth shim` processes of test daemon `d` (their command lines name its directory).
+pub fn shim_pids(d: &TestDaemon) -> Vec<u32> {
+    let dir = d.dir.path().display().to_string();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.get(1).map(String::as_str) == Some("shim") && args.iter().any(|a| a.contains(&dir))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
