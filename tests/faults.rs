@@ -431,12 +431,18 @@ fn exec_ok(d: &TestDaemon, pod: &str) -> String {
     ok(&d.cli(&["exec", pod, "--", "echo", "alive"]))
 }
 
-#[test]
-fn a_fork_bomb_hits_the_pids_limit_and_its_neighbour_keeps_running() {
-    let d = TestDaemon::start_with_config("podPidsLimit: 64\n");
+/// A daemon with `config` and a running pod "neighbour" that the faults must not harm.
+fn with_neighbour(config: &str) -> TestDaemon {
+    let d = TestDaemon::start_with_config(config);
     d.import_busybox();
     d.apply_yaml("n", &sleeper("neighbour", "    command: [sleep, '3600']\n"));
     running(&d, "neighbour");
+    d
+}
+
+#[test]
+fn a_fork_bomb_hits_the_pids_limit_and_its_neighbour_keeps_running() {
+    let d = with_neighbour("podPidsLimit: 64\n");
     d.apply_yaml(
         "bomb",
         &sleeper(
@@ -482,10 +488,7 @@ fn a_fork_bomb_hits_the_pids_limit_and_its_neighbour_keeps_running() {
 
 #[test]
 fn a_memory_eater_is_oom_killed_alone_and_a_cpu_spinner_is_throttled_to_its_limit() {
-    let d = TestDaemon::start();
-    d.import_busybox();
-    d.apply_yaml("n", &sleeper("neighbour", "    command: [sleep, '3600']\n"));
-    running(&d, "neighbour");
+    let d = with_neighbour("");
     // Eats memory without end (a shell string that doubles) under a 32 MiB limit.
     d.apply_yaml(
         "eater",

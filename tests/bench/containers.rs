@@ -231,6 +231,11 @@ impl Bench {
             }
             _ => "—".into(),
         };
+        self.push_ms(what, m, p, ratio, command);
+    }
+
+    /// A row of a median and p90 in milliseconds.
+    fn push_ms(&mut self, what: &str, m: f64, p: f64, ratio: String, command: &str) {
         self.rows.push(Row {
             what: what.into(),
             median: format!("{m:.1} ms"),
@@ -254,13 +259,7 @@ impl Bench {
         } else {
             self.ratio(m)
         };
-        self.rows.push(Row {
-            what: what.into(),
-            median: format!("{m:.1} ms"),
-            p90: format!("{p:.1} ms"),
-            ratio,
-            command: command.into(),
-        });
+        self.push_ms(what, m, p, ratio, command);
     }
 
     /// `crun run -d` of a bundle on the image's rootfs, in a private mount namespace

@@ -175,14 +175,19 @@ fn main() {
     }
 }
 
-fn api_section() {
-    let d = TestDaemon::start();
-    let client = d.client();
-    let r = tokio::runtime::Builder::new_multi_thread()
+/// A two-thread runtime for concurrent API clients.
+fn clients_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("runtime");
+        .expect("runtime")
+}
+
+fn api_section() {
+    let d = TestDaemon::start();
+    let client = d.client();
+    let r = clients_runtime();
     let mut figures = Vec::new();
 
     let idle_empty = rss_kib(d.pid());

@@ -190,11 +190,7 @@ pub fn run_idle_section() -> String {
 pub fn run_scale_section() -> String {
     let d = TestDaemon::start();
     let client = d.client();
-    let r = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let r = crate::clients_runtime();
     let cms = by_kind("v1", "ConfigMap").expect("kind");
     let mut md = format!(
         "Measured {} on {} cores, release build: `cargo bench --bench harness -- scale`.\n\n\
