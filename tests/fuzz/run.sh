@@ -12,13 +12,13 @@ export RUSTC_BOOTSTRAP=1
 # The targets keep a store in a temporary directory for the whole run: put it under $work.
 work=$(mktemp -d "${TMPDIR:-/tmp}/berth-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-cargo fuzz build --fuzz-dir tests/fuzz --sanitizer none
+cargo fuzz build --dev --fuzz-dir tests/fuzz --sanitizer none
 for target in manifest patch http; do
   mkdir -p "$work/$target"
   cp -r "tests/fuzz/corpus/$target/." "$work/$target/"
   echo "fuzzing $target for ${seconds}s"
   status=0
-  TMPDIR=$work cargo fuzz run --fuzz-dir tests/fuzz --sanitizer none "$target" "$work/$target" -- \
+  TMPDIR=$work cargo fuzz run --dev --fuzz-dir tests/fuzz --sanitizer none "$target" "$work/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     >"$work/$target.log" 2>&1 || status=$?
   grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)' "$work/$target.log" || true
