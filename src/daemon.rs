@@ -376,6 +376,19 @@ pub fn lock_state_dir(state_dir: &Path) -> Result<StateLock, DaemonError> {
 }
 
 /// Tells systemd (when it started us with `NOTIFY_SOCKET`) about our state.
+/// Caps glibc's malloc arenas at two before any thread starts. By default every thread
+/// that allocates may get an arena of its own (up to 8 per core), and the blocking pool's
+/// short-lived threads (one per container start, exec or log read in flight) leave pages
+/// behind in each: measured (tests/bench/soak.rs, heaptrack), 1,000 pod lifecycles grew
+/// the daemon's anonymous memory by 220 MiB that way, with a live heap of 5–15 MiB.
+pub fn tune_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads run.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Raises the soft limit on open files to the hard one: every API connection, watch, shim
 /// pipe and log is a file, and a flood of connections must not starve the rest.
 fn raise_open_files_limit() {

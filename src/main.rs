@@ -64,6 +64,7 @@ fn init_logging() {
 
 fn run_daemon(socket: Option<PathBuf>, args: berth::cli::DaemonArgs) -> ExitCode {
     init_logging();
+    daemon::tune_allocator();
     let (path, explicit) = match &args.config {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from(daemon::DEFAULT_CONFIG), false),

@@ -198,7 +198,12 @@ spec:
         std::thread::sleep(Duration::from_millis(500));
         (shim_pids(&d).len() <= 3).then_some(())
     });
-    println!("{kills} kills, {acked} acknowledged writes checked");
+    let summary = format!("{kills} kills, {acked} acknowledged writes checked");
+    println!("{summary}");
+    // tests/bench/run.sh puts it into BENCHMARKS.md.
+    if let Some(report) = std::env::var_os("BERTH_FAULT_REPORT") {
+        let _ = std::fs::write(report, format!("{summary}\n"));
+    }
 }
 
 /// The host PID of a pod's container, from its cgroup (`cgroup.procs`, the first one).

@@ -182,8 +182,9 @@ pub fn run_section() -> String {
             Err(e) => failure = Some(e),
         }
     }
-    // Settle: the reaper, the GC of exited runs and the IP release run in the background.
-    std::thread::sleep(Duration::from_secs(15));
+    // Settle: the reaper, the GC of exited runs and the IP release run in the background;
+    // idle blocking threads retire after 10 s and free memory is trimmed every 15 s.
+    std::thread::sleep(Duration::from_secs(40));
     let end = snapshot(&d);
     let mut md = format!(
         "Measured {} on {} cores, release build: `cargo bench --bench harness -- soak` \
