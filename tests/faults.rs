@@ -211,25 +211,13 @@ fn container_pids(d: &TestDaemon, pod: &Value) -> Vec<u32> {
     let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
     let dir = format!("/sys/fs/cgroup/pids/{}/pod{uid}", d.cgroup_parent());
     let mut pids = Vec::new();
-    let walk = walkdir(std::path::Path::new(&dir));
+    let walk = dirs_below(std::path::Path::new(&dir));
     for p in walk {
         if let Ok(text) = std::fs::read_to_string(p.join("cgroup.procs")) {
             pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
         }
     }
     pids
-}
-
-fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![dir.to_path_buf()];
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                out.extend(walkdir(&e.path()));
-            }
-        }
-    }
-    out
 }
 
 fn sleeper(name: &str, extra: &str) -> String {
@@ -462,7 +450,7 @@ fn a_fork_bomb_hits_the_pids_limit_and_its_neighbour_keeps_running() {
         // cgroup below the pod's, whose limit held them).
         let uid = bomb["metadata"]["uid"].as_str().unwrap_or_default();
         let pod_dir = format!("/sys/fs/cgroup/pids/{}/pod{uid}", d.cgroup_parent());
-        let hits: u64 = walkdir(std::path::Path::new(&pod_dir))
+        let hits: u64 = dirs_below(std::path::Path::new(&pod_dir))
             .iter()
             .filter_map(|dir| std::fs::read_to_string(dir.join("pids.events")).ok())
             .filter_map(|e| e.split_whitespace().nth(1)?.parse::<u64>().ok())

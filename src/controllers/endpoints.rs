@@ -598,34 +598,23 @@ fn overwrite(
     wanted: &Value,
     fields: &[&str],
 ) -> Result<(), StoreError> {
-    let uid = meta::uid(cur).to_string();
-    let r = store.update_with(
-        rt,
-        Some(meta::namespace(cur)),
-        meta::name(cur),
-        Subresource::Main,
-        false,
-        |stored| {
-            if meta::uid(stored) != uid {
-                return Err(ApiError::bad_request("the object was replaced"));
+    let r = store.update_same(rt, cur, Subresource::Main, |stored| {
+        let mut new = stored.clone();
+        meta::set(
+            &mut new,
+            "labels",
+            wanted.pointer("/metadata/labels").cloned(),
+        );
+        if let Some(m) = new.as_object_mut() {
+            for f in fields {
+                match wanted.get(*f) {
+                    Some(v) => m.insert((*f).to_string(), v.clone()),
+                    None => m.remove(*f),
+                };
             }
-            let mut new = stored.clone();
-            meta::set(
-                &mut new,
-                "labels",
-                wanted.pointer("/metadata/labels").cloned(),
-            );
-            if let Some(m) = new.as_object_mut() {
-                for f in fields {
-                    match wanted.get(*f) {
-                        Some(v) => m.insert((*f).to_string(), v.clone()),
-                        None => m.remove(*f),
-                    };
-                }
-            }
-            Ok(new)
-        },
-    );
+        }
+        Ok(new)
+    });
     match r {
         Ok(_) | Err(StoreError::Api(ApiError::NotFound(_) | ApiError::BadRequest { .. })) => Ok(()),
         Err(e) => Err(e),

@@ -412,17 +412,9 @@ fn release_all(ctx: &Ctx, pods: &[&Value]) -> Result<(), StoreError> {
 }
 
 fn remove_finalizer(ctx: &Ctx, pod: &Value) -> Result<(), StoreError> {
-    let uid = meta::uid(pod).to_string();
-    let result = ctx.store.update_with(
-        ctx.pod_rt,
-        Some(meta::namespace(pod)),
-        meta::name(pod),
-        Subresource::Main,
-        false,
-        |cur| {
-            if meta::uid(cur) != uid {
-                return Err(ApiError::bad_request("the pod was replaced"));
-            }
+    let result = ctx
+        .store
+        .update_same(ctx.pod_rt, pod, Subresource::Main, |cur| {
             let mut obj = cur.clone();
             let left: Vec<String> = meta::finalizers(cur)
                 .into_iter()
@@ -434,8 +426,7 @@ fn remove_finalizer(ctx: &Ctx, pod: &Value) -> Result<(), StoreError> {
                 (!left.is_empty()).then(|| json!(left)),
             );
             Ok(obj)
-        },
-    );
+        });
     match result {
         Ok(_) | Err(StoreError::Api(ApiError::NotFound(_) | ApiError::BadRequest { .. })) => Ok(()),
         Err(e) => Err(e),

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::api::{ApiError, meta};
+use crate::api::ApiError;
 use crate::store::{Change, Store, StoreError, Subresource};
 
 /// Tunables of the controllers, from the daemon's configuration.
@@ -249,23 +249,12 @@ fn write_status(
     if obj.get("status") == Some(status) {
         return Ok(());
     }
-    let uid = meta::uid(obj).to_string();
     let new_status = status.clone();
-    let result = store.update_with(
-        rt,
-        Some(meta::namespace(obj)).filter(|n| !n.is_empty()),
-        meta::name(obj),
-        Subresource::Status,
-        false,
-        move |cur| {
-            if meta::uid(cur) != uid {
-                return Err(ApiError::bad_request("the object was replaced"));
-            }
-            let mut new = cur.clone();
-            new["status"] = new_status;
-            Ok(new)
-        },
-    );
+    let result = store.update_same(rt, obj, Subresource::Status, move |cur| {
+        let mut new = cur.clone();
+        new["status"] = new_status;
+        Ok(new)
+    });
     match result {
         Ok(stored) => {
             *obj = stored;

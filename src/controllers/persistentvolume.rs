@@ -311,22 +311,11 @@ fn update_claim(
     c: &Value,
     change: impl FnOnce(&Value, &mut Value) + Send,
 ) -> Result<Value, StoreError> {
-    let uid = meta::uid(c).to_string();
-    store.update_with(
-        pvc_rt()?,
-        Some(meta::namespace(c)),
-        meta::name(c),
-        Subresource::Main,
-        false,
-        move |cur| {
-            if meta::uid(cur) != uid {
-                return Err(ApiError::bad_request("the claim was replaced"));
-            }
-            let mut new = cur.clone();
-            change(cur, &mut new);
-            Ok(new)
-        },
-    )
+    store.update_same(pvc_rt()?, c, Subresource::Main, move |cur| {
+        let mut new = cur.clone();
+        change(cur, &mut new);
+        Ok(new)
+    })
 }
 
 /// Removes the protection finalizer of a claim being deleted that no pod uses.

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, meta, registry};
+use crate::api::{meta, registry};
 use crate::events::{EventType, Recorder};
 use crate::image::{Digest, ImageStore, Reference};
 use crate::store::{Store, Subresource};
@@ -289,26 +289,12 @@ fn set_image(obj: &mut Value, container: &str, image: &str) {
 fn update(store: &Store, d: &Value, f: impl FnOnce(&mut Value)) -> Result<Value, String> {
     let rt = registry::by_kind("apps/v1", "Deployment")
         .ok_or_else(|| "no Deployment kind".to_string())?;
-    let uid = meta::uid(d).to_string();
     store
-        .update_with(
-            rt,
-            Some(meta::namespace(d)),
-            meta::name(d),
-            Subresource::Main,
-            false,
-            |cur| {
-                if meta::uid(cur) != uid {
-                    return Err(ApiError::Conflict {
-                        object: rt.resource_ref(meta::name(d)),
-                        reason: "the Deployment was replaced".into(),
-                    });
-                }
-                let mut obj = cur.clone();
-                f(&mut obj);
-                Ok(obj)
-            },
-        )
+        .update_same(rt, d, Subresource::Main, |cur| {
+            let mut obj = cur.clone();
+            f(&mut obj);
+            Ok(obj)
+        })
         .map_err(|e| e.to_string())
 }
 

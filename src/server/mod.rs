@@ -439,8 +439,8 @@ fn channel_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
     http_body_util::StreamBody::new(stream).boxed()
 }
 
-/// One JSON value and a newline.
-fn json_line(v: &Value) -> Bytes {
+/// One JSON value and a newline (a line of a streamed answer: watches, pulls).
+pub(crate) fn json_line(v: &Value) -> Bytes {
     let mut b = serde_json::to_vec(v).unwrap_or_default();
     b.push(b'\n');
     Bytes::from(b)

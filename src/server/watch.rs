@@ -163,16 +163,11 @@ fn encode(
         }
         None => object.clone(),
     };
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-    line.push(b'\n');
-    Bytes::from(line)
+    super::json_line(&json!({"type": kind, "object": object}))
 }
 
 fn gone_event(e: ApiError) -> Bytes {
-    let mut line =
-        serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
-    line.push(b'\n');
-    Bytes::from(line)
+    super::json_line(&json!({"type": "ERROR", "object": e.to_status()}))
 }
 
 async fn pump(

@@ -1036,6 +1036,32 @@ impl Store {
         self.update_with(rt, ns, name, sub, dry_run, move |_| Ok(obj))
     }
 
+    /// [`Store::update_with`] of the object `obj` names, only while it is still that object:
+    /// one deleted and made again under the same name (another uid) is refused with a
+    /// BadRequest "the object was replaced", which controllers take as "leave it alone".
+    pub fn update_same(
+        &self,
+        rt: &'static ResourceType,
+        obj: &Value,
+        sub: Subresource,
+        f: impl FnOnce(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Value, StoreError> {
+        let uid = meta::uid(obj).to_string();
+        self.update_with(
+            rt,
+            Some(meta::namespace(obj)).filter(|n| !n.is_empty()),
+            meta::name(obj),
+            sub,
+            false,
+            move |cur| {
+                if meta::uid(cur) != uid {
+                    return Err(ApiError::bad_request("the object was replaced"));
+                }
+                f(cur)
+            },
+        )
+    }
+
     /// Read-modify-write of one object under the gate: `f` gets the stored object and
     /// returns the new one (a patch, a controller's change). A `resourceVersion` in the result
     /// that differs from the stored one is a conflict.

@@ -59,16 +59,6 @@ struct Snapshot {
     nft_rules: usize,
 }
 
-fn count_dirs(dir: &std::path::Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| 1 + count_dirs(&e.path()))
-        .sum()
-}
-
 fn snapshot(d: &TestDaemon) -> Snapshot {
     let pid = d.pid();
     let dir = d.dir.path().display().to_string();
@@ -92,7 +82,9 @@ fn snapshot(d: &TestDaemon) -> Snapshot {
             .unwrap_or(0),
         shims: crate::common::shim_pids(d).len(),
         mounts: mountinfo.lines().filter(|l| l.contains(&dir)).count(),
-        cgroups: count_dirs(std::path::Path::new(&cgroup_root)),
+        cgroups: crate::common::dirs_below(std::path::Path::new(&cgroup_root))
+            .len()
+            .saturating_sub(1),
         veths: links
             .lines()
             .filter(|l| {

@@ -602,6 +602,20 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     root
 }
 
+/// `dir` and every directory below it (a cgroup tree, say); empty when `dir` is missing.
+pub fn dirs_below(dir: &Path) -> Vec<PathBuf> {
+    if !dir.is_dir() {
+        return Vec::new();
+    }
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(dirs_below(&e.path()));
+        }
+    }
+    out
+}
+
 /// The `berth shim` processes of test daemon `d` (their command lines name its directory).
 pub fn shim_pids(d: &TestDaemon) -> Vec<u32> {
     let dir = d.dir.path().display().to_string();
